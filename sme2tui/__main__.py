@@ -1,0 +1,3 @@
+from sme2tui.cli import main
+
+raise SystemExit(main())
