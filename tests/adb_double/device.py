@@ -1,0 +1,393 @@
+"""A fake Android device: a serial, a state, a filesystem in a temp folder, fixture facts and faults.
+
+How shell commands run "on the device" (the approach, and its limits):
+- The device filesystem is a host folder `root`. Sync requests (STAT/LIST/SEND/RECV) map any absolute
+  device path into it (after normalising `..`, so they cannot escape).
+- A shell command is executed by the host's `/bin/sh -c`, with cwd = `root` (adbd starts in `/`) and a
+  PATH whose first entry is `root/.double/bin`: small scripts that stand in for Android-only tools
+  (`getprop`, `dumpsys`, `cmd`, `settings`, `taskset`, `uname`); everything else (`sha256sum`, `chmod`,
+  `mkdir`, `rm`, `mv`, `cat`, ...) is the host's real tool, which behaves like toybox for what we use.
+- Before running, absolute paths that start with a device-only prefix (/data, /sdcard, /storage, /proc,
+  /sys, /vendor) at a word start are rewritten to `root/<prefix>`. The rewrite only inserts characters
+  from `root` (checked to be `[A-Za-z0-9_./-]`), so it never changes how the shell splits or quotes the
+  line: quoting bugs in the client stay bugs here. Output has `root` removed again, so
+  `sha256sum /data/local/tmp/x` prints the device path.
+- It is NOT a sandbox: a command that names a host path outside those prefixes touches the host. The
+  product refuses such commands itself (and tests check the recorded command log).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from tests.adb_double import wire
+
+if TYPE_CHECKING:
+    import socket
+
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
+# The fixture folders shipped with the double (see fixtures/<name>/).
+SME2_PHONE = "vivo_x300"
+SME1_ONLY = "sme1_only_board"
+EMULATOR = "emulator_x86_64"
+
+_MAPPED_PREFIXES = ("data", "sdcard", "storage", "proc", "sys", "vendor")
+# A device path at a word start: not preceded by a path/name character (so `foo/data` stays), and the
+# prefix must end at a `/` or a non-name character (so `/database` stays).
+_DEVICE_PATH = re.compile(r"(?<![\w.~/}$-])/(" + "|".join(_MAPPED_PREFIXES) + r")(?![\w.-])")
+_SAFE_ROOT = re.compile(r"^[A-Za-z0-9_./-]+$")
+_FACT_FILES = ("getprop.txt", "uname.txt", "dumpsys_thermalservice.txt")
+VALID_STATES = ("device", "unauthorized", "offline")
+
+
+@dataclass
+class ShellFault:
+    """What happens to shell commands whose device-side text matches `pattern` (re.search).
+
+    action: "drop"   — the command starts, then the connection is cut (command killed, no exit status);
+            "vanish" — like drop, and the device disappears from `host:devices` (cable pulled);
+            "hang"   — the command never runs and nothing is answered until the client gives up;
+            "signal" — the command starts and is killed with `signal` (exit status 128+signal).
+    times: how many matching commands it affects (None = all).
+    """
+
+    pattern: str
+    action: str
+    signal: int = 9
+    times: int | None = None
+
+
+@dataclass
+class TransferFault:
+    """Cut the sync connection after `after_bytes` bytes of file data (push: received; pull: sent)."""
+
+    after_bytes: int
+    vanish: bool = False
+    times: int | None = None
+
+
+@dataclass
+class Faults:
+    shell: list[ShellFault] = field(default_factory=list)
+    push: TransferFault | None = None
+    pull: TransferFault | None = None
+    # Bytes that SEND may still write to the device; None = unlimited. Exceeding it → FAIL "No space...".
+    free_bytes: int | None = None
+
+    def clear(self) -> None:
+        self.shell.clear()
+        self.push = None
+        self.pull = None
+        self.free_bytes = None
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """One successful SEND: the device path, how many bytes arrived, the mode requested."""
+
+    path: str
+    size: int
+    mode: int
+
+
+def _take(fault: TransferFault | ShellFault | None) -> bool:
+    """Consume one use of a fault; False when it is used up."""
+    if fault is None:
+        return False
+    if fault.times is None:
+        return True
+    if fault.times <= 0:
+        return False
+    fault.times -= 1
+    return True
+
+
+class FakeDevice:
+    def __init__(self, serial: str, root: Path, *, state: str = "device", fixture: str | None = None) -> None:
+        if state not in VALID_STATES:
+            raise ValueError(f"state must be one of {VALID_STATES}, not {state!r}")
+        root = root.resolve()
+        if not _SAFE_ROOT.match(str(root)):
+            # The command rewrite relies on this: see the module docstring.
+            raise ValueError(f"device root {root} must only contain [A-Za-z0-9_./-]")
+        self.serial = serial
+        self.root = root
+        self.fixture = fixture
+        self.faults = Faults()
+        self.present = True
+        self.transport_id = 0  # assigned by the server that hosts it
+        self._state = state
+        self._lock = threading.Lock()
+        self._shell_log: list[str] = []
+        self._received: list[ReceivedFile] = []
+        self._send_bytes = 0
+        self._live: set[socket.socket] = set()
+        self._root_bytes = str(root).encode()
+        for sub in ("data/local/tmp", "sdcard", "proc", "sys", ".double/state", ".double/settings"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self._install_tools()
+
+    # ---- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_fixture(cls, name: str, serial: str, base_dir: Path, *, state: str = "device") -> FakeDevice:
+        """A device whose /proc, /sys, getprop, uname and dumpsys come from fixtures/<name>/."""
+        src = FIXTURES_DIR / name
+        if not src.is_dir():
+            raise ValueError(f"no fixture {name!r} under {FIXTURES_DIR}")
+        root = base_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", serial)
+        root.mkdir(parents=True, exist_ok=False)
+        for item in src.iterdir():
+            if item.name in _FACT_FILES:
+                continue
+            shutil.copytree(item, root / item.name, dirs_exist_ok=True)
+        double = root / ".double"
+        double.mkdir()
+        for fact in _FACT_FILES:
+            shutil.copyfile(src / fact, double / fact)
+        return cls(serial, root, state=state, fixture=name)
+
+    def _install_tools(self) -> None:
+        bin_dir = self.root / ".double" / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        double = self.root / ".double"
+        possible = self.root / "sys/devices/system/cpu/possible"  # e.g. "0-7"
+        ncpu = int(possible.read_text().strip().split("-")[-1]) + 1 if possible.exists() else 8
+        for name, body in _tools(str(double), ncpu).items():
+            path = bin_dir / name
+            path.write_text(body)
+            path.chmod(0o755)
+
+    # ---- state --------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value not in VALID_STATES:
+            raise ValueError(f"state must be one of {VALID_STATES}, not {value!r}")
+        with self._lock:
+            self._state = value
+
+    def unplug(self) -> None:
+        """The device is gone: it leaves `host:devices` and every open connection to it is cut."""
+        with self._lock:
+            self.present = False
+            live = list(self._live)
+            self._live.clear()
+        for sock in live:
+            wire.abort(sock)
+
+    def replug(self) -> None:
+        with self._lock:
+            self.present = True
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live.add(sock)
+
+    def detach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._live.discard(sock)
+
+    def set_thermal_status(self, status: int) -> None:
+        path = self.root / ".double" / "dumpsys_thermalservice.txt"
+        text = re.sub(r"^Thermal Status: \d+$", f"Thermal Status: {status}", path.read_text(), flags=re.M)
+        path.write_text(text)
+
+    @property
+    def fixed_performance_mode(self) -> str | None:
+        """What `cmd power set-fixed-performance-mode-enabled` last set ("true"/"false"), None if never."""
+        path = self.root / ".double" / "state" / "fixed_performance_mode"
+        return path.read_text().strip() if path.exists() else None
+
+    # ---- fault injection ----------------------------------------------------------------------------
+    def fail_shell(self, pattern: str, action: str, *, signal: int = 9, times: int | None = None) -> None:
+        if action not in ("drop", "vanish", "hang", "signal"):
+            raise ValueError(f"unknown shell fault action {action!r}")
+        with self._lock:
+            self.faults.shell.append(ShellFault(pattern, action, signal, times))
+
+    def drop_push_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
+        with self._lock:
+            self.faults.push = TransferFault(nbytes, vanish, times)
+
+    def drop_pull_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
+        with self._lock:
+            self.faults.pull = TransferFault(nbytes, vanish, times)
+
+    def set_free_bytes(self, nbytes: int | None) -> None:
+        with self._lock:
+            self.faults.free_bytes = nbytes
+
+    def take_shell_fault(self, command: str) -> ShellFault | None:
+        with self._lock:
+            for fault in self.faults.shell:
+                if re.search(fault.pattern, command) and _take(fault):
+                    return fault
+        return None
+
+    def take_push_fault(self) -> TransferFault | None:
+        with self._lock:
+            return self.faults.push if _take(self.faults.push) else None
+
+    def take_pull_fault(self) -> TransferFault | None:
+        with self._lock:
+            return self.faults.pull if _take(self.faults.pull) else None
+
+    def reserve_space(self, nbytes: int) -> bool:
+        """Account for `nbytes` written by SEND; False when the device has no room for them."""
+        with self._lock:
+            if self.faults.free_bytes is None:
+                return True
+            if nbytes > self.faults.free_bytes:
+                return False
+            self.faults.free_bytes -= nbytes
+            return True
+
+    # ---- records ------------------------------------------------------------------------------------
+    def record_shell(self, command: str) -> None:
+        with self._lock:
+            self._shell_log.append(command)
+
+    @property
+    def shell_log(self) -> list[str]:
+        """Every shell command received, as the client sent it (before any path rewrite)."""
+        with self._lock:
+            return list(self._shell_log)
+
+    def record_received(self, item: ReceivedFile) -> None:
+        with self._lock:
+            self._received.append(item)
+
+    @property
+    def received(self) -> list[ReceivedFile]:
+        with self._lock:
+            return list(self._received)
+
+    @property
+    def bytes_received(self) -> int:
+        """File bytes that arrived through SEND, counting aborted and refused transfers too."""
+        with self._lock:
+            return self._send_bytes
+
+    def count_send_bytes(self, nbytes: int) -> None:
+        with self._lock:
+            self._send_bytes += nbytes
+
+    # ---- paths --------------------------------------------------------------------------------------
+    def host_path(self, device_path: str) -> Path:
+        """Where a device path lives on the host (never outside `root`)."""
+        normal = PurePosixPath("/" + device_path.lstrip("/"))
+        parts = [p for p in normal.parts[1:] if p not in ("", ".")]
+        resolved: list[str] = []
+        for part in parts:
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+            else:
+                resolved.append(part)
+        return self.root.joinpath(*resolved)
+
+    def rewrite_command(self, command: str) -> str:
+        return _DEVICE_PATH.sub(lambda m: f"{self.root}/{m.group(1)}", command)
+
+    def shell_env(self) -> dict[str, str]:
+        return {
+            "PATH": f"{self.root}/.double/bin:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "TMPDIR": f"{self.root}/data/local/tmp",
+            "LANG": "C.UTF-8",
+            "ANDROID_SERIAL_FOR_TESTS": self.serial,
+        }
+
+    @property
+    def root_bytes(self) -> bytes:
+        return self._root_bytes
+
+    def read(self, device_path: str) -> bytes:
+        return self.host_path(device_path).read_bytes()
+
+    def write(self, device_path: str, data: bytes, mode: int = 0o644) -> None:
+        path = self.host_path(device_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+
+    def exists(self, device_path: str) -> bool:
+        return self.host_path(device_path).exists()
+
+    def __repr__(self) -> str:
+        return f"FakeDevice({self.serial!r}, state={self.state!r}, fixture={self.fixture!r})"
+
+
+def _tools(double: str, ncpu: int) -> dict[str, str]:
+    """Shell scripts standing in for Android-only tools; `double` is root/.double (a safe path)."""
+    return {
+        "getprop": f"""#!/bin/sh
+# Android getprop over the fixture dump: no argument lists all, NAME prints the value, NAME DEFAULT too.
+props='{double}/getprop.txt'
+if [ $# -eq 0 ]; then exec cat "$props"; fi
+v=$(awk -v k="[$1]: [" \\
+  'index($0, k) == 1 {{ s = substr($0, length(k) + 1); sub(/\\]$/, "", s); print s; exit }}' "$props")
+if [ -z "$v" ] && [ $# -ge 2 ]; then v=$2; fi
+printf '%s\\n' "$v"
+""",
+        "dumpsys": f"""#!/bin/sh
+case "$1" in
+  thermalservice) exec cat '{double}/dumpsys_thermalservice.txt' ;;
+  *) echo "Can't find service: $1"; exit 0 ;;
+esac
+""",
+        "cmd": f"""#!/bin/sh
+# Only the power service's fixed-performance switch is simulated; it is remembered in .double/state.
+if [ "$1" = power ] && [ "$2" = set-fixed-performance-mode-enabled ]; then
+  case "$3" in
+    true|false) printf '%s\\n' "$3" > '{double}/state/fixed_performance_mode'; exit 0 ;;
+  esac
+  echo "Error: invalid argument: $3" >&2; exit 255
+fi
+if [ "$1" = power ]; then echo "Unknown command: $2" >&2; exit 255; fi
+echo "cmd: Can't find service: $1" >&2
+exit 20
+""",
+        "settings": f"""#!/bin/sh
+d='{double}/settings'
+case "$1" in
+  get) cat "$d/$2/$3" 2>/dev/null || echo null ;;
+  put) mkdir -p "$d/$2" && printf '%s\\n' "$4" > "$d/$2/$3" ;;
+  delete) rm -f "$d/$2/$3" ;;
+  *) echo "usage: settings get|put|delete NAMESPACE KEY [VALUE]" >&2; exit 255 ;;
+esac
+""",
+        "taskset": f"""#!/bin/sh
+# toybox `taskset MASK CMD...`: the mask must name CPUs this device has ({ncpu}); then CMD runs.
+case "$1" in -*|'') echo "taskset: only 'taskset MASK CMD...' is simulated" >&2; exit 1 ;; esac
+mask=${{1#0x}}; shift
+case "$mask" in *[!0-9a-fA-F]*) echo "taskset: bad mask '$mask'" >&2; exit 1 ;; esac
+m=$(( 0x$mask ))
+if [ "$m" -eq 0 ] || [ $(( m >> {ncpu} )) -ne 0 ]; then
+  echo "taskset: sched_setaffinity: Invalid argument" >&2; exit 1
+fi
+[ $# -gt 0 ] || {{ echo "taskset: needs a command" >&2; exit 1; }}
+exec "$@"
+""",
+        "uname": f"""#!/bin/sh
+# toybox uname over the fixture's `uname -a` line: sysname node release version... machine Toybox.
+line=$(cat '{double}/uname.txt')
+case "$1" in
+  -a) printf '%s\\n' "$line" ;;
+  -r) printf '%s\\n' "$line" | awk '{{print $3}}' ;;
+  -m) printf '%s\\n' "$line" | awk '{{print $(NF-1)}}' ;;
+  -n) printf '%s\\n' "$line" | awk '{{print $2}}' ;;
+  ''|-s) echo Linux ;;
+  *) echo "uname: unknown option $1" >&2; exit 1 ;;
+esac
+""",
+    }
