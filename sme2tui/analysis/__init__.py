@@ -1,0 +1,1 @@
+"""Analysis: latency statistics, operator categories, per-operator tables, and on/off comparisons."""

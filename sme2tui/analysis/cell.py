@@ -1,0 +1,176 @@
+"""Analysis of one cell: latency per iteration, category breakdown, and the per-operator table.
+
+Statistic conventions (said again in every report):
+* Latency: `Method::execute` per measured iteration from the ETDump (warmup excluded); for timing-only
+  runs, the runner's own wall-clock per iteration.
+* Categories: per iteration, leaf events are summed per category; each category's median is reported;
+  OVERHEAD = median end-to-end − Σ category medians, so the bars add up to the median latency exactly.
+  Wrappers (DELEGATE_CALL, OPERATOR_CALL) and the total are never summed with their children.
+* Operators: keyed by (instruction id, name); median over measured iterations.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sme2tui.analysis.categorize import ALL_BUCKETS, CATEGORIES, OVERHEAD, Categorizer, kernel_info, normalize_name
+from sme2tui.analysis.stats import Summary, first_iteration_outlier, noise_warnings, summarize
+from sme2tui.errors import AnalysisError
+from sme2tui.etdump import EtdumpTrace, read_etdump
+
+NS_PER_MS = 1e6
+# XNNPACK's internal counters tick in whole microseconds: below this an operator time is mostly rounding.
+RESOLUTION_MS = 0.001
+
+
+@dataclass
+class OperatorRow:
+    instruction_id: int
+    name: str
+    category: str
+    known: bool
+    delegated: bool
+    kernel: str
+    kleidiai: bool
+    median_ms: float
+    mean_ms: float
+    share: float  # of the median end-to-end latency
+    occurrences: int  # iterations in which it appeared
+
+    @property
+    def key(self) -> str:
+        return f"{self.instruction_id}:{self.name}"
+
+
+@dataclass
+class CellAnalysis:
+    cell_id: str
+    model: str
+    dtype: str
+    variant: str
+    threads: int
+    source: str  # "etdump" or "timing"
+    warmup_dropped: int
+    latency: Summary
+    latencies_ms: list[float]
+    wall: Summary | None = None
+    categories_ms: dict[str, float] = field(default_factory=dict)
+    operators: list[OperatorRow] = field(default_factory=list)
+    unknown_names: list[str] = field(default_factory=list)
+    kleidiai_seen: bool = False
+    sub_resolution_ops: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["operators"] = [asdict(o) for o in self.operators]
+        return data
+
+
+def _drop_warmup(values: list[Any], warmup: int, expected: int | None, label: str, warnings: list[str]) -> list[Any]:
+    if expected is not None and len(values) != warmup + expected:
+        warnings.append(f"{label}: found {len(values)} iterations, expected {warmup} warmup + {expected}")
+    if len(values) <= warmup:
+        raise AnalysisError(f"{label}: only {len(values)} iterations recorded, all warmup",
+                            fix="run more iterations (config `iterations`)")
+    return values[warmup:]
+
+
+def analyze_trace(trace: EtdumpTrace, warmup: int, expected: int | None, categorizer: Categorizer,
+                  label: str) -> tuple[list[float], dict[str, float], list[OperatorRow], list[str], list[str]]:
+    """(latencies ms, category medians incl. OVERHEAD, operator rows, unknown names, warnings)."""
+    warnings: list[str] = []
+    iterations = _drop_warmup(list(trace.iterations), warmup, expected, label, warnings)
+    scale = 1.0 / (trace.ticks_per_ns * NS_PER_MS)
+    totals = [it.total * scale for it in iterations]
+    per_category: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    per_operator: dict[tuple[int, str], list[float]] = {}
+    meta: dict[tuple[int, str], tuple[bool, str]] = {}
+    unknown: set[str] = set()
+    for it in iterations:
+        sums = dict.fromkeys(CATEGORIES, 0.0)
+        seen: dict[tuple[int, str], float] = {}
+        for event in trace.leaf_events(it):
+            ms = event.duration * scale
+            result = categorizer.categorize(event.name)
+            sums[result.category] += ms
+            if not result.known:
+                unknown.add(normalize_name(event.name))
+            key = (event.instruction_id, event.name)
+            seen[key] = seen.get(key, 0.0) + ms
+            if key not in meta:
+                meta[key] = (event.kind == "delegated_op", result.category)
+        for category, value in sums.items():
+            per_category[category].append(value)
+        for key, value in seen.items():
+            per_operator.setdefault(key, []).append(value)
+    median_total = statistics.median(totals)
+    categories = {c: statistics.median(v) for c, v in per_category.items()}
+    categories[OVERHEAD] = median_total - sum(categories.values())
+    if categories[OVERHEAD] < -0.01 * median_total:
+        warnings.append(f"{label}: operator times exceed the end-to-end time by "
+                        f"{-categories[OVERHEAD]:.3f} ms; the trace may mix runs")
+    rows = []
+    for (instruction_id, name), values in per_operator.items():
+        delegated, category = meta[(instruction_id, name)]
+        kernel, kleidi = kernel_info(name)
+        median = statistics.median(values)
+        rows.append(OperatorRow(
+            instruction_id=instruction_id, name=name, category=category,
+            known=categorizer.categorize(name).known, delegated=delegated, kernel=kernel, kleidiai=kleidi,
+            median_ms=median, mean_ms=statistics.fmean(values),
+            share=median / median_total if median_total else 0.0, occurrences=len(values),
+        ))
+    rows.sort(key=lambda r: r.median_ms, reverse=True)
+    return totals, categories, rows, sorted(unknown), warnings
+
+
+def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iterations: int | None,
+                 categorizer: Categorizer) -> CellAnalysis:
+    """Analyze one cell folder (`timing.json` and, when profiled, `etdump.etdp`)."""
+    cell_id = cell_dir.name
+    timing_path = cell_dir / "timing.json"
+    timing: dict[str, Any] = {}
+    if timing_path.is_file():
+        try:
+            timing = json.loads(timing_path.read_text())
+        except json.JSONDecodeError:
+            raise AnalysisError("timing.json is not valid JSON", where=str(timing_path),
+                                fix="re-run this cell with --resume after deleting its folder") from None
+    warnings: list[str] = []
+    wall = None
+    if timing.get("iterations_ns"):
+        wall = summarize([v / NS_PER_MS for v in timing["iterations_ns"]])
+    etdump_path = cell_dir / timing.get("etdump", "etdump.etdp")
+    base = {"cell_id": cell_id, "model": cell["model"], "dtype": cell["dtype"], "variant": cell["variant"],
+            "threads": int(cell["threads"]), "warmup_dropped": warmup}
+    if etdump_path.is_file():
+        trace = read_etdump(etdump_path)
+        totals, categories, rows, unknown, trace_warnings = analyze_trace(
+            trace, warmup, iterations, categorizer, cell_id)
+        warnings += trace_warnings
+        analysis = CellAnalysis(**base, source="etdump", latency=summarize(totals), latencies_ms=totals, wall=wall,
+                                categories_ms=categories, operators=rows, unknown_names=unknown,
+                                kleidiai_seen=any(r.kleidiai for r in rows),
+                                sub_resolution_ops=sum(1 for r in rows if r.delegated and r.median_ms < RESOLUTION_MS))
+    elif wall is not None:
+        values = [v / NS_PER_MS for v in timing["iterations_ns"]]
+        analysis = CellAnalysis(**base, source="timing", latency=wall, latencies_ms=values, wall=wall,
+                                categories_ms={})
+    else:
+        raise AnalysisError(f"cell {cell_id} has neither an ETDump nor timings", where=str(cell_dir),
+                            fix="re-run the cell: `sme2tui --auto --resume RUN_DIR`")
+    warnings += noise_warnings(cell_id, analysis.latency)
+    if first_iteration_outlier(analysis.latencies_ms):
+        warnings.append(f"{cell_id}: the first measured iteration is an outlier ({analysis.latencies_ms[0]:.3f} ms "
+                        f"vs median {analysis.latency.median:.3f} ms); consider more warmup")
+    analysis.warnings = warnings
+    return analysis
+
+
+def bucket_order() -> tuple[str, ...]:
+    return ALL_BUCKETS

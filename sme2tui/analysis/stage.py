@@ -1,0 +1,155 @@
+"""The analyze step over a run folder: every finished cell, every pair, the checks, and the tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sme2tui.analysis.categorize import ALL_BUCKETS, Categorizer
+from sme2tui.analysis.cell import CellAnalysis, analyze_cell
+from sme2tui.analysis.compare import PairComparison, compare_cells
+from sme2tui.config import RunConfig
+from sme2tui.errors import AnalysisError
+from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.fileio import write_json_atomic, write_text_atomic
+from sme2tui.reference import squeezesam
+from sme2tui.run.cells import plan_cells
+from sme2tui.run.folder import RunFolder
+
+LATENCY_STATISTIC = ("end-to-end latency = Method::execute per measured iteration from the ETDump "
+                     "(wall clock per iteration when profiling is off); warmup iterations excluded")
+CATEGORY_STATISTIC = ("per-category median over measured iterations of the summed leaf events; OVERHEAD = "
+                      "median end-to-end − Σ category medians (wrappers never summed with their children)")
+
+
+def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
+    pair = config.pair
+    if pair is None:
+        return {"label": "no comparison (one variant)", "is_sme2": False, "note": ""}
+    base, cand = config.variant(pair.baseline), config.variant(pair.candidate)
+    claims_sme2 = base.sme2 == "off" and cand.sme2 == "on"
+    if claims_sme2 and sme2_capable:
+        return {"label": "SME2 on vs SME2 off", "baseline": base.name, "candidate": cand.name, "is_sme2": True,
+                "note": "both runners run the same .pte; they differ only in the SME2 build switches"}
+    note = ""
+    if claims_sme2:
+        note = (f"variants are labelled sme2 on/off, but the CPU that ran them has no SME2: this is NOT an SME2 "
+                f"comparison (both sides ran without SME2 kernels)")
+    elif {base.delegate, cand.delegate} == {"xnnpack", "portable"}:
+        note = ("XNNPACK-delegated kernels vs ExecuTorch's portable (reference C++) kernels on this CPU; "
+                "no SME2 is involved")
+    return {"label": f"{cand.display} vs {base.display}", "baseline": base.name, "candidate": cand.name,
+            "is_sme2": False, "note": note}
+
+
+def _categories_csv(cells: dict[str, CellAnalysis]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["cell", "model", "dtype", "variant", "threads", "iterations", "median_ms",
+                     *[f"{b}_ms" for b in ALL_BUCKETS]])
+    for c in cells.values():
+        writer.writerow([c.cell_id, c.model, c.dtype, c.variant, c.threads, c.latency.n, f"{c.latency.median:.6f}",
+                         *[f"{c.categories_ms.get(b, 0.0):.6f}" if c.categories_ms else "" for b in ALL_BUCKETS]])
+    return out.getvalue()
+
+
+def _operators_csv(cells: dict[str, CellAnalysis]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["cell", "variant", "instruction_id", "name", "category", "known_name", "delegated", "kernel",
+                     "kleidiai", "median_ms", "mean_ms", "share_of_e2e", "iterations"])
+    for c in cells.values():
+        for o in c.operators:
+            writer.writerow([c.cell_id, c.variant, o.instruction_id, o.name, o.category, o.known, o.delegated,
+                             o.kernel, o.kleidiai, f"{o.median_ms:.6f}", f"{o.mean_ms:.6f}", f"{o.share:.5f}",
+                             o.occurrences])
+    return out.getvalue()
+
+
+def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None = None) -> Iterator[Event]:
+    yield StepStarted("analyze", "Analyze ETDumps")
+    categorizer = Categorizer.load(categories)
+    cells: dict[str, CellAnalysis] = {}
+    failed: list[str] = []
+    for cell in plan_cells(config):
+        record = folder.manifest["cells"].get(cell.id, {})
+        if record.get("status") != "done":
+            continue
+        try:
+            analysis = analyze_cell(folder.cell_dir(cell), record, warmup=int(record.get("warmup", config.warmup)),
+                                    iterations=record.get("iterations"), categorizer=categorizer)
+        except AnalysisError as exc:
+            failed.append(cell.id)
+            folder.set_cell(cell.id, analysis_error={"what": exc.what, "where": exc.where, "fix": exc.fix})
+            yield Checkpoint("analyze", "etdump readable", "fail", exc.what, exc.fix or "", subject=cell.id)
+            continue
+        cells[cell.id] = analysis
+        folder.set_cell(cell.id, stats={"latency_ms": analysis.latency.to_dict(), "source": analysis.source,
+                                        "categories_ms": analysis.categories_ms})
+        for warning in analysis.warnings:
+            folder.add_warning(warning)
+            yield Checkpoint("analyze", "measurement quality", "warn", warning,
+                             "close other programs, pin cores (target.cpu_affinity), add iterations",
+                             subject=cell.id)
+        if analysis.categories_ms:
+            parts = sum(analysis.categories_ms.values())
+            error = abs(parts - analysis.latency.median) / analysis.latency.median
+            yield Checkpoint("analyze", "categories add up", "pass" if error < 0.01 else "fail",
+                             f"categories + OVERHEAD = {parts:.4f} ms vs median {analysis.latency.median:.4f} ms",
+                             "" if error < 0.01 else "report this run folder: the breakdown is inconsistent",
+                             subject=cell.id)
+        if analysis.unknown_names:
+            yield Checkpoint("analyze", "operator names known", "warn",
+                             f"{len(analysis.unknown_names)} names matched no category rule and were counted as "
+                             f"OTHER: {', '.join(analysis.unknown_names[:5])}",
+                             "add rules to a copy of configs/categories.json and pass --categories", subject=cell.id)
+
+    pairs: list[PairComparison] = []
+    pair = config.pair
+    if pair:
+        for cell in plan_cells(config):
+            if cell.variant != pair.baseline:
+                continue
+            cand_id = cell.id.replace(f"__{pair.baseline}__", f"__{pair.candidate}__")
+            if cell.id in cells and cand_id in cells:
+                pairs.append(compare_cells(cells[cell.id], cells[cand_id], seed=config.seed))
+    for p in pairs:
+        if p.speedup.verdict == "inconclusive":
+            yield Checkpoint("analyze", "speedup conclusive", "warn",
+                             f"{p.model}/{p.dtype}/t{p.threads}: {p.speedup.text()} spans 1.0 — no measurable difference",
+                             "add iterations or reduce noise before drawing conclusions", subject=p.model)
+
+    host = folder.manifest.get("host", {})
+    device = folder.manifest.get("device") or {}
+    sme2_capable = (device.get("sme") == "sme2") if config.target.kind == "android" else host.get("sme") == "sme2"
+    comparison = comparison_label(config, sme2_capable)
+    if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
+        folder.add_warning(comparison["note"])
+    summary = {
+        "run": folder.root.name,
+        "target": config.target.kind,
+        "comparison": comparison,
+        "statistics": {"latency": LATENCY_STATISTIC, "categories": CATEGORY_STATISTIC,
+                       "speedup": "baseline median / candidate median, 95% percentile bootstrap (2000 resamples)"},
+        "config": {"warmup": config.warmup, "iterations": config.iterations, "profile": config.profile},
+        "cells": {k: v.to_dict() for k, v in cells.items()},
+        "pairs": [p.to_dict() for p in pairs],
+        "failed_cells": failed,
+        "reference": squeezesam(),
+        "warnings": list(folder.manifest.get("warnings", [])),
+    }
+    out = folder.root / "analysis"
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "categories.csv", _categories_csv(cells))
+    write_text_atomic(out / "operators.csv", _operators_csv(cells))
+    folder.update(comparison=comparison,
+                  pairs=[{"model": p.model, "dtype": p.dtype, "threads": p.threads, "speedup": p.speedup.to_dict(),
+                          "baseline_median_ms": p.baseline_median_ms, "candidate_median_ms": p.candidate_median_ms}
+                         for p in pairs])
+    for name in ("summary.json", "categories.csv", "operators.csv"):
+        yield ArtifactWritten("analyze", f"analysis/{name}", "table")
+    yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cells analyzed, {len(pairs)} pairs",
+                       data={"summary": summary})

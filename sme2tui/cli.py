@@ -1,0 +1,387 @@
+"""The `sme2tui` command: the wizard (no arguments), `--auto` (headless), and one subcommand per step.
+
+Startup stays light: nothing here imports torch, executorch or Textual at module level; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sme2tui import __version__
+from sme2tui.errors import ConfigError, Sme2Error
+from sme2tui.exit_codes import EXIT_CODE_MEANINGS, ExitCode
+
+BUILTIN_DEFAULT = Path(__file__).resolve().parent / "data" / "quickstart.json"
+
+
+def _exit_codes_epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {int(c):>3}  {m}" for c, m in EXIT_CODE_MEANINGS.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors use our exit code and format (what, where, fix)."""
+
+    def error(self, message: str) -> Any:
+        raise ConfigError(message, where=f"command line: {self.prog}", fix=f"see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sme2tui",
+        description="Measure how much faster an ExecuTorch model runs with Arm SME2 on than off, and where the "
+        "remaining time goes. No arguments: the wizard. --auto: the whole pipeline, headless.",
+        epilog=_exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sme2tui {__version__}")
+    parser.add_argument("--auto", action="store_true", help="run every step without questions (CI, agents)")
+    parser.add_argument("--config", type=Path, help="run config JSON (default: the built-in quickstart)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    parser.add_argument("--output-root", type=Path, help="where run folders go (overrides the config)")
+    parser.add_argument("--categories", type=Path, help="operator-category rules (default: configs/categories.json)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="also print debug log lines")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("doctor", help="check the environment (tools, packages, NDK, adb, SME2)")
+    p.add_argument("--json", action="store_true", dest="sub_json", help="print the checks as JSON")
+
+    p = sub.add_parser("config", help="config schema and validation")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser, required=True)
+    csub.add_parser("schema", help="print the JSON Schema of run configs")
+    v = csub.add_parser("validate", help="validate a config file")
+    v.add_argument("file", type=Path)
+
+    p = sub.add_parser("models", help="list the built-in models")
+    p.add_argument("--json", action="store_true", dest="sub_json")
+
+    for name, text in (("export", "export the config's models (cached by content hash)"),
+                       ("run", "export if needed, then run every cell into a new run folder")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", type=Path, dest="sub_config", help="run config JSON (default: quickstart)")
+        p.add_argument("--output-root", type=Path, dest="sub_output_root")
+        p.add_argument("--json", action="store_true", dest="sub_json")
+        if name == "run":
+            p.add_argument("--resume", type=Path, dest="sub_resume", metavar="RUN_DIR")
+
+    p = sub.add_parser("analyze", help="analyze a run folder again (new rules, new code)")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run folder(s)")
+    p.add_argument("--categories", type=Path, dest="sub_categories")
+    p.add_argument("--json", action="store_true", dest="sub_json")
+
+    p = sub.add_parser("report", help="write analysis/report.md for an analyzed run folder")
+    p.add_argument("run_dir", type=Path)
+    return parser
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+class EventPrinter:
+    """Human progress on stderr: one line per meaningful event, no spinners (logs stay greppable)."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.symbols = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+    def __call__(self, event: Any) -> None:
+        from sme2tui import events as ev
+
+        line: str | None = None
+        if isinstance(event, ev.StepStarted):
+            line = f"\n== {event.title}"
+        elif isinstance(event, ev.LogLine):
+            if event.level != "debug" or self.verbose:
+                line = f"   {event.text}"
+        elif isinstance(event, ev.Checkpoint):
+            subject = f" [{event.subject}]" if event.subject else ""
+            line = f" {self.symbols[event.status]} {event.name}{subject}: {event.detail}"
+            if event.fix and event.status in ("warn", "fail"):
+                line += f"\n     fix: {event.fix}"
+        elif isinstance(event, ev.CellStatus):
+            if event.state in ("done", "failed", "skipped"):
+                line = f"   cell {event.cell_id}: {event.state}" + (f" ({event.detail})" if event.detail else "")
+            elif event.state == "running" and event.detail == "measuring" and \
+                    event.iterations_done == event.iterations_total:
+                line = None
+        elif isinstance(event, ev.ArtifactWritten) and event.kind in ("report",):
+            line = f"   wrote {event.path}"
+        elif isinstance(event, ev.StepFinished) and event.summary:
+            line = f"   {'done' if event.ok else 'finished with problems'}: {event.summary}"
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+
+def _load(path: Path | None) -> tuple[Any, str, Path | None]:
+    from sme2tui.config import load_config
+
+    if path is None:
+        return load_config(BUILTIN_DEFAULT), "built-in quickstart", None
+    config = load_config(path)
+    return config, str(path), path.resolve().parent
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    import threading
+
+    from sme2tui.pipeline import Pipeline
+    from sme2tui.report.console import human_summary
+    from sme2tui.run.folder import RunFolder
+
+    resume = None
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume uses the run folder's own config; do not pass --config with it",
+                              where="command line", fix="drop --config")
+        resume, config = RunFolder.open(args.resume)
+        source, config_dir = str(args.resume / "config.json"), None
+    else:
+        config, source, config_dir = _load(args.config)
+    output_root = args.output_root or (args.resume.parent if args.resume else Path(config.output_root))
+    printer = EventPrinter(args.verbose)
+    pipeline = Pipeline(config, config_source=source, config_dir=config_dir, output_root=output_root,
+                        resume=resume, categories=args.categories, cancel=threading.Event())
+    error: Sme2Error | None = None
+    try:
+        for event in pipeline.events():
+            printer(event)
+    except Sme2Error as exc:
+        error = exc
+    result = pipeline.result
+    run_dir = str(result.run_dir) if result.run_dir else None
+    if result.summary is not None and result.run_dir is not None:
+        print(human_summary(result.summary, run_dir or "", str(result.run_dir / "analysis" / "report.md")),
+              file=sys.stderr)
+    code = error.exit_code if error else result.exit_code
+    if error:
+        print(error.render(), file=sys.stderr)
+    elif code != ExitCode.OK:
+        print(f"finished with exit code {int(code)}: {EXIT_CODE_MEANINGS[code]}", file=sys.stderr)
+        for cp in result.failed_checkpoints[:5]:
+            print(f"  ✗ {cp.name} [{cp.subject}]: {cp.detail}\n    fix: {cp.fix}", file=sys.stderr)
+    if args.json:
+        _print_json(machine_summary(result, code, error))
+    return int(code)
+
+
+def machine_summary(result: Any, code: ExitCode, error: Sme2Error | None) -> dict[str, Any]:
+    summary = result.summary or {}
+    cells = {k: {"median_ms": v["latency"]["median"], "iterations": v["latency"]["n"], "cv": v["latency"]["cv"],
+                 "source": v["source"], "categories_ms": v["categories_ms"]}
+             for k, v in summary.get("cells", {}).items()}
+    return {
+        "ok": code == ExitCode.OK,
+        "exit_code": int(code),
+        "exit_meaning": EXIT_CODE_MEANINGS[code],
+        "status": result.status,
+        "run_dir": str(result.run_dir) if result.run_dir else None,
+        "report": str(result.run_dir / "analysis" / "report.md") if result.run_dir and summary else None,
+        "comparison": summary.get("comparison"),
+        "pairs": [{"model": p["model"], "dtype": p["dtype"], "threads": p["threads"], "baseline": p["baseline"],
+                   "candidate": p["candidate"], "speedup": p["speedup"], "baseline_median_ms": p["baseline_median_ms"],
+                   "candidate_median_ms": p["candidate_median_ms"], "bottleneck": p.get("bottleneck_note")}
+                  for p in summary.get("pairs", [])],
+        "cells": cells,
+        "failed_checkpoints": [{"name": c.name, "subject": c.subject, "detail": c.detail, "fix": c.fix}
+                               for c in result.failed_checkpoints],
+        "warnings": summary.get("warnings", []),
+        "error": error.to_dict() if error else None,
+    }
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from sme2tui.doctor import run_doctor
+
+    printer = EventPrinter()
+    finished: Any = None
+    for event in run_doctor(Path("runs")):
+        if not args.sub_json:
+            printer(event)
+        finished = event
+    if args.sub_json:
+        _print_json({"ok": finished.ok, **finished.data})
+    return 0 if finished.ok else int(ExitCode.ENVIRONMENT)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from sme2tui.config import json_schema, load_config
+
+    if args.config_command == "schema":
+        _print_json(json_schema())
+        return 0
+    config = load_config(args.file)
+    print(f"{args.file}: valid ({len(config.models)} model(s) × {len(config.dtypes)} dtype(s) × "
+          f"{len(config.variants)} variant(s) × {len(config.threads)} thread setting(s), target "
+          f"{config.target.kind})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sme2tui.models import BUILTIN_MODELS
+
+    if args.sub_json:
+        _print_json([{"id": m.id, "family": m.family, "size": m.size, "summary": m.summary}
+                     for m in BUILTIN_MODELS.values()])
+        return 0
+    for m in BUILTIN_MODELS.values():
+        print(f"{m.id:<18} {m.size:<6} {m.summary}")
+    print("\nyour own: {\"factory\": \"package.module:function\"} returning (model, example_inputs), "
+          "or {\"pte\": \"model.pte\", \"etrecord\": \"model.etrecord\"}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sme2tui.export.stage import run_exports
+    from sme2tui.pipeline import _require_runtime
+
+    config, _source, config_dir = _load(args.sub_config)
+    _require_runtime()
+    root = args.sub_output_root or Path(config.output_root)
+    printer = EventPrinter()
+    results: dict[Any, Any] = {}
+    ok = True
+    failed_checks = []
+    from sme2tui import events as ev
+
+    for event in run_exports(config, cache_root=root / ".cache" / "exports", config_dir=config_dir, results=results):
+        if not args.sub_json:
+            printer(event)
+        if isinstance(event, ev.StepFinished):
+            ok = event.ok
+        if isinstance(event, ev.Checkpoint) and event.status == "fail":
+            failed_checks.append(event)
+    if args.sub_json:
+        _print_json({"ok": ok, "programs": [{"model": k.model, "dtype": k.dtype, "delegate": k.delegate,
+                                             "pte": str(v.pte), "etrecord": str(v.etrecord) if v.etrecord else None,
+                                             "sha256": v.pte_sha256, "numerics": v.numerics.model_dump()}
+                                            for k, v in results.items()]})
+    else:
+        for k, v in results.items():
+            print(f"{k.subject}: {v.pte}")
+    if not ok:
+        return int(ExitCode.EXPORT)
+    return int(ExitCode.CHECKPOINT) if failed_checks else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Export + run, without analysis (analysis: `sme2tui analyze RUN_DIR`)."""
+    args.auto = True
+    args.config, args.resume, args.output_root = args.sub_config, args.sub_resume, args.sub_output_root
+    args.json = args.sub_json
+    return cmd_auto(args)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from sme2tui.analysis.stage import analyze_run
+    from sme2tui.fileio import write_text_atomic
+    from sme2tui.report.markdown import render_report
+    from sme2tui.run.folder import RunFolder
+
+    printer = EventPrinter()
+    code = 0
+    outputs = []
+    for path in args.paths:
+        folder, config = RunFolder.open(path)
+        summary = None
+        for event in analyze_run(folder, config, categories=args.sub_categories):
+            if not args.sub_json:
+                printer(event)
+            if getattr(event, "step", None) == "analyze" and type(event).__name__ == "StepFinished":
+                summary = event.data.get("summary")  # type: ignore[attr-defined]
+                if not event.ok:  # type: ignore[attr-defined]
+                    code = int(ExitCode.ANALYSIS)
+        if summary is not None:
+            write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
+            outputs.append({"run_dir": str(folder.root), "summary": str(folder.root / "analysis" / "summary.json"),
+                            "report": str(folder.root / "analysis" / "report.md")})
+    if args.sub_json:
+        _print_json({"ok": code == 0, "analyzed": outputs})
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sme2tui.fileio import write_text_atomic
+    from sme2tui.report.markdown import render_report
+    from sme2tui.run.folder import RunFolder
+
+    folder, _config = RunFolder.open(args.run_dir)
+    summary_path = folder.root / "analysis" / "summary.json"
+    if not summary_path.is_file():
+        raise ConfigError("this run has not been analyzed yet", where=str(folder.root),
+                          fix=f"run `sme2tui analyze {folder.root}` first")
+    summary = json.loads(summary_path.read_text())
+    out = folder.root / "analysis" / "report.md"
+    write_text_atomic(out, render_report(summary, folder.manifest))
+    print(out)
+    return 0
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from screens.app import run_app
+    except ImportError as exc:
+        raise ConfigError(f"the wizard is not available ({exc})", where="sme2tui",
+                          fix="use `sme2tui --auto`, or reinstall sme2tui with its dependencies") from None
+    return run_app(config_path=args.config)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "doctor": cmd_doctor, "config": cmd_config, "models": cmd_models, "export": cmd_export, "run": cmd_run,
+    "analyze": cmd_analyze, "report": cmd_report,
+}
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("SME2TUI_DEBUG"))
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command:
+            return COMMANDS[args.command](args)
+        if args.auto or args.resume:
+            return cmd_auto(args)
+        return cmd_tui(args)
+    except Sme2Error as exc:
+        print(exc.render(), file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception:
+        if debug:
+            traceback.print_exc()
+        else:
+            path = Path.home() / ".cache" / "sme2tui" / "last-error.txt"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(traceback.format_exc())
+                saved = f"the traceback is saved in {path}"
+            except OSError:
+                saved = "re-run with --debug to see the traceback"
+            exc_type, exc_value = sys.exc_info()[:2]
+            print(f"internal error: {exc_type.__name__ if exc_type else 'error'}: {exc_value}\n"
+                  f"  this is a bug in sme2tui; {saved}; please report it", file=sys.stderr)
+        return int(ExitCode.INTERNAL)

@@ -1,0 +1,272 @@
+"""`sme2tui doctor`: is this machine ready, and what exactly is missing? Each check says pass / warn /
+fail / skip, one line of detail, and a fix. Must stay fast (< 2 s with no devices): no torch import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sme2tui.events import CheckStatus, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.hostinfo import HostFacts, collect_host_facts
+from sme2tui.versions import package_version
+
+PINNED_TORCH = "2.13.0"
+PINNED_EXECUTORCH = "1.5.1"
+MIN_CMAKE = (3, 28)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+    required_for: str = "all"  # "all", "runner builds", "android"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _tool_path(name: str) -> str | None:
+    """Look in PATH, then beside this Python (pip-installed cmake/ninja live in the venv's bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else None
+
+
+def _run_version(cmd: list[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else ()
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    ok = v >= (3, 11)
+    return Check(
+        "python",
+        "pass" if ok else "fail",
+        f"Python {v.major}.{v.minor}.{v.micro} at {sys.executable}",
+        "" if ok else "install Python 3.11 or newer",
+    )
+
+
+def check_package(name: str, pinned: str) -> Check:
+    info = package_version(name)
+    if info.version is None:
+        return Check(name, "fail", f"{name} is not installed", f"pip install '{name}=={pinned}' (see README setup)")
+    commit = f", git {info.git_commit[:12]}" if info.git_commit else ", git commit unknown"
+    detail = f"{name} {info.version}{commit}"
+    if not info.version.startswith(pinned):
+        return Check(name, "warn", detail + f" (sme2tui is tested with {pinned})", f"pip install '{name}=={pinned}'")
+    return Check(name, "pass", detail)
+
+
+def find_cmake() -> tuple[str, tuple[int, ...]] | None:
+    """The newest cmake among PATH's and the one pip installed beside this Python.
+
+    Debian ships 3.25, too old for ExecuTorch's CMake package; the PyPI `cmake` dependency provides a
+    new one in the venv's bin, which is not on PATH when sme2tui is run by its full path.
+    """
+    candidates = {p for p in (shutil.which("cmake"), str(Path(sys.executable).parent / "cmake")) if p}
+    found: list[tuple[tuple[int, ...], str]] = []
+    for path in candidates:
+        if Path(path).exists():
+            version = _parse_version(_run_version([path, "--version"]) or "")
+            found.append((version, path))
+    if not found:
+        return None
+    version, path = max(found)
+    return path, version
+
+
+def check_cmake() -> Check:
+    located = find_cmake()
+    if not located:
+        return Check("cmake", "fail", "cmake not found", "pip install 'cmake>=3.28'", "runner builds")
+    path, version = located
+    shown = ".".join(map(str, version)) or "unknown version"
+    if version < MIN_CMAKE:
+        return Check(
+            "cmake",
+            "fail",
+            f"cmake {shown} at {path} is older than 3.28 (ExecuTorch's CMake package needs 3.28)",
+            "pip install 'cmake>=3.28' and make sure its bin dir comes first in PATH",
+            "runner builds",
+        )
+    return Check("cmake", "pass", f"cmake {shown} at {path}", required_for="runner builds")
+
+
+def check_tool(name: str, fix: str, required_for: str, *, version_flag: str = "--version") -> Check:
+    path = _tool_path(name)
+    if not path:
+        return Check(name, "fail" if required_for == "runner builds" else "warn", f"{name} not found", fix,
+                     required_for)
+    version = _run_version([path, version_flag]) or "version unknown"
+    return Check(name, "pass", f"{version} ({path})", required_for=required_for)
+
+
+def check_compiler() -> Check:
+    for name in ("c++", "g++", "clang++"):
+        path = _tool_path(name)
+        if path:
+            return Check("c++ compiler", "pass", f"{_run_version([path, '--version'])} ({path})",
+                         required_for="runner builds")
+    return Check("c++ compiler", "fail", "no C++ compiler (c++, g++, clang++) in PATH",
+                 "install one, e.g. `apt-get install g++` or Xcode command line tools", "runner builds")
+
+
+def ndk_revision(ndk: Path) -> str | None:
+    props = ndk / "source.properties"
+    try:
+        for line in props.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "Pkg.Revision":
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def check_ndk(environ: dict[str, str] | None = None) -> Check:
+    env = os.environ if environ is None else environ
+    var = next((v for v in ("ANDROID_NDK", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT") if env.get(v)), None)
+    if var is None:
+        return Check("android ndk", "skip", "ANDROID_NDK / ANDROID_NDK_HOME not set",
+                     "only needed to build Android runners: install NDK r26+ and export ANDROID_NDK=/path/to/ndk",
+                     "android")
+    ndk = Path(env[var])
+    toolchain = ndk / "build" / "cmake" / "android.toolchain.cmake"
+    if not toolchain.is_file():
+        return Check("android ndk", "fail", f"{var}={ndk} has no build/cmake/android.toolchain.cmake",
+                     f"point {var} at the NDK root (the folder with source.properties)", "android")
+    revision = ndk_revision(ndk) or "unknown"
+    major = _parse_version(revision)
+    if major and major[0] < 26:
+        return Check("android ndk", "warn", f"NDK {revision} at {ndk} (r26 or newer recommended for SME2)",
+                     "install NDK r26+ (sdkmanager 'ndk;27.2.12479018')", "android")
+    return Check("android ndk", "pass", f"NDK {revision} at {ndk} ({var})", required_for="android")
+
+
+def _adb_server_address(env: dict[str, str]) -> tuple[str, int]:
+    host = env.get("ADB_SERVER_HOST", "127.0.0.1")
+    port = int(env.get("ANDROID_ADB_SERVER_PORT", "5037"))
+    return host, port
+
+
+def check_adb(environ: dict[str, str] | None = None) -> Check:
+    env = dict(os.environ if environ is None else environ)
+    host, port = _adb_server_address(env)
+    # Probe the socket ourselves first: with nothing listening adbutils would try to spawn `adb`.
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            pass
+    except OSError:
+        return Check("adb", "warn", f"no ADB server at {host}:{port}",
+                     "only needed for Android targets: start one with `adb start-server` (Android platform-tools)",
+                     "android")
+    try:
+        import adbutils
+
+        client = adbutils.AdbClient(host=host, port=port, socket_timeout=2)
+        devices = client.list(extended=False)
+    except Exception as exc:  # adbutils raises several unrelated types; all mean "cannot talk to it"
+        return Check("adb", "warn", f"ADB server at {host}:{port} did not answer: {exc}",
+                     "restart it: `adb kill-server && adb start-server`", "android")
+    if not devices:
+        return Check("adb", "warn", f"ADB server at {host}:{port}, no device connected",
+                     "connect a phone with USB debugging on, or `adb connect HOST:PORT`", "android")
+    states = ", ".join(f"{d.serial} ({d.state})" for d in devices)
+    bad = [d for d in devices if d.state != "device"]
+    if bad:
+        return Check("adb", "warn", f"devices: {states}",
+                     "unauthorized: accept the USB-debugging prompt on the phone; offline: replug or "
+                     "`adb reconnect`", "android")
+    return Check("adb", "pass", f"ADB server at {host}:{port}; devices: {states}", required_for="android")
+
+
+def check_host_sme(facts: HostFacts) -> Check:
+    if facts.sme == "sme2":
+        return Check("host sme2", "pass", f"{facts.cpu_model}: {facts.sme_detail}")
+    if facts.sme == "sme-only":
+        return Check("host sme2", "warn", f"{facts.cpu_model}: {facts.sme_detail}",
+                     "run SME2 comparisons on an SME2 device (Apple M4/M5, Arm C1 phones)")
+    return Check(
+        "host sme2",
+        "warn",
+        f"{facts.cpu_model} ({facts.machine}): {facts.sme_detail}. This host runs the whole workflow "
+        "(export, run, analysis) but its comparison is XNNPACK vs portable, not SME2 on vs off",
+        "measure SME2 on an SME2 device: an Android phone with Arm C1 cores or a Mac with M4/M5",
+    )
+
+
+def check_disk(path: Path) -> Check:
+    probe = path if path.exists() else Path.cwd()
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    if free_gb < 1:
+        return Check("disk", "fail", f"{free_gb:.1f} GB free at {probe}", "free some space (runs need ~100 MB)")
+    return Check("disk", "pass", f"{free_gb:.0f} GB free at {probe}")
+
+
+def all_checks(output_root: Path = Path("runs")) -> list[Callable[[], Check]]:
+    facts = collect_host_facts()
+    return [
+        check_python,
+        lambda: check_package("torch", PINNED_TORCH),
+        lambda: check_package("executorch", PINNED_EXECUTORCH),
+        lambda: check_host_sme(facts),
+        check_cmake,
+        lambda: check_tool("ninja", "pip install ninja", "runner builds"),
+        check_compiler,
+        lambda: check_tool("git", "install git", "runner builds"),
+        check_ndk,
+        check_adb,
+        lambda: check_disk(output_root),
+    ]
+
+
+def run_doctor(output_root: Path = Path("runs")) -> Iterator[Event]:
+    yield StepStarted("doctor", "Environment check")
+    results: list[Check] = []
+    for check in all_checks(output_root):
+        result = check()
+        results.append(result)
+        yield Checkpoint("doctor", result.name, result.status, result.detail, result.fix)
+    failed = [r for r in results if r.status == "fail" and r.required_for == "all"]
+    yield StepFinished(
+        "doctor",
+        ok=not failed,
+        summary=_summary(results),
+        data={"checks": [r.to_dict() for r in results], "host": collect_host_facts().to_dict()},
+    )
+
+
+def _summary(results: list[Check]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def doctor_report(output_root: Path = Path("runs")) -> dict[str, Any]:
+    finished = [e for e in run_doctor(output_root) if isinstance(e, StepFinished)][-1]
+    return {"ok": finished.ok, **finished.data}

@@ -1,0 +1,147 @@
+"""The whole job, step after step, as one event stream: doctor → export → run → analyze → report.
+
+Front-ends (the headless CLI, the wizard) iterate `Pipeline.events()` and render what comes out; the
+pipeline itself records every event in the run folder (`logs/events.jsonl`) and every checkpoint in the
+manifest, and leaves the folder in a truthful state however it stops (done, failed, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sme2tui.analysis.stage import analyze_run
+from sme2tui.config import RunConfig
+from sme2tui.doctor import check_package
+from sme2tui.errors import EnvironmentProblem, Interrupted
+from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, StepFinished, StepStarted, to_json
+from sme2tui.exit_codes import ExitCode
+from sme2tui.export.stage import ExportedProgram, ExportKey, run_exports
+from sme2tui.fileio import write_text_atomic
+from sme2tui.report.markdown import render_report
+from sme2tui.run.folder import RunFolder
+from sme2tui.run.stage import run_cells
+
+
+@dataclass
+class PipelineResult:
+    exit_code: ExitCode = ExitCode.OK
+    run_dir: Path | None = None
+    summary: dict[str, Any] | None = None
+    failed_checkpoints: list[Checkpoint] = field(default_factory=list)
+    status: str = "running"
+
+
+def _require_runtime() -> None:
+    for name, pin in (("torch", "2.13.0"), ("executorch", "1.5.1")):
+        check = check_package(name, pin)
+        if check.status == "fail":
+            raise EnvironmentProblem(check.detail, where="python environment", fix=check.fix)
+
+
+class Pipeline:
+    def __init__(self, config: RunConfig, *, config_source: str | None, config_dir: Path | None,
+                 output_root: Path, resume: RunFolder | None = None, categories: Path | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.config = config
+        self.config_source = config_source
+        self.config_dir = config_dir
+        self.output_root = output_root
+        self.folder = resume
+        self.categories = categories
+        self.cancel = cancel or threading.Event()
+        self.result = PipelineResult()
+
+    def _record(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Mirror every event into the run folder before handing it on."""
+        assert self.folder is not None
+        log = (self.folder.root / "logs" / "events.jsonl").open("a", encoding="utf-8")
+        try:
+            for event in events:
+                log.write(to_json(event) + "\n")
+                log.flush()
+                if isinstance(event, Checkpoint):
+                    self.folder.add_checkpoint({"step": event.step, "name": event.name, "status": event.status,
+                                                "detail": event.detail, "fix": event.fix, "subject": event.subject})
+                    if event.status == "fail":
+                        self.result.failed_checkpoints.append(event)
+                yield event
+        finally:
+            log.close()
+
+    def events(self) -> Iterator[Event]:
+        _require_runtime()
+        if self.folder is None:
+            self.folder = RunFolder.create(self.config, output_root=self.output_root, config_source=self.config_source)
+            yield LogLine("run", f"run folder: {self.folder.root}", "info", "sme2tui")
+        else:
+            done = sum(1 for c in self.folder.manifest["cells"].values() if c.get("status") == "done")
+            self.folder.manifest["resumed"].append({"cells_already_done": done})
+            self.folder.update(status="running")
+            yield LogLine("run", f"resuming {self.folder.root}: {done} cells already done", "info", "sme2tui")
+        self.result.run_dir = self.folder.root
+        folder = self.folder
+        try:
+            yield from self._record(self._steps(folder))
+        except (KeyboardInterrupt, Interrupted):
+            self._stop(folder, "interrupted")
+            self.result.exit_code = ExitCode.INTERRUPTED
+            raise Interrupted(
+                "interrupted; completed cells are kept",
+                where=str(folder.root),
+                fix=f"continue with: sme2tui --auto --resume {folder.root}",
+            ) from None
+        except BaseException:
+            self._stop(folder, "failed")
+            raise
+
+    def _stop(self, folder: RunFolder, status: str) -> None:
+        for cell in folder.manifest["cells"].values():
+            if cell.get("status") in ("running", "queued"):
+                cell["status"] = "interrupted" if status == "interrupted" else "not-run"
+        folder.finish(status)
+        self.result.status = status
+
+    def _steps(self, folder: RunFolder) -> Iterator[Event]:
+        programs: dict[ExportKey, ExportedProgram] = {}
+        export_ok = True
+        for event in run_exports(self.config, cache_root=self.output_root / ".cache" / "exports",
+                                 config_dir=self.config_dir, log_path=folder.root / "logs" / "export.log",
+                                 cancel=self.cancel, results=programs):
+            if isinstance(event, StepFinished):
+                export_ok = event.ok
+            yield event
+        run_ok = True
+        for event in run_cells(self.config, folder, programs, cancel=self.cancel):
+            if isinstance(event, StepFinished):
+                run_ok = event.ok
+            yield event
+        summary: dict[str, Any] | None = None
+        analyze_ok = True
+        for event in analyze_run(folder, self.config, categories=self.categories):
+            if isinstance(event, StepFinished):
+                analyze_ok = event.ok
+                summary = event.data.get("summary")
+            yield event
+        yield StepStarted("report", "Write the report")
+        if summary is not None:
+            write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
+            yield ArtifactWritten("report", "analysis/report.md", "report")
+        self.result.summary = summary
+        cells = folder.manifest["cells"].values()
+        all_done = all(c.get("status") == "done" for c in cells)
+        status = "complete" if all_done else "partial"
+        folder.finish(status)
+        self.result.status = status
+        yield StepFinished("report", ok=True, summary=f"run {status}: {folder.root.name}")
+        if not export_ok:
+            self.result.exit_code = ExitCode.EXPORT
+        elif not run_ok:
+            self.result.exit_code = ExitCode.RUN
+        elif not analyze_ok:
+            self.result.exit_code = ExitCode.ANALYSIS
+        elif self.result.failed_checkpoints:
+            self.result.exit_code = ExitCode.CHECKPOINT

@@ -1,0 +1,126 @@
+"""`analysis/report.md`: what was measured, the answer, where the time goes, and what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sme2tui.analysis.categorize import ALL_BUCKETS
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def headline(pair: dict[str, Any], comparison: dict[str, Any]) -> str:
+    s = pair["speedup"]
+    verdict = {"faster": "faster than", "slower": "slower than", "inconclusive": "not measurably different from"}
+    return (f"**{pair['model']} {pair['dtype']}, {pair['threads']} thread(s): {pair['candidate']} is "
+            f"{s['value']:.2f}× {verdict[s['verdict']]} {pair['baseline']}** "
+            f"(95% CI {s['ci_low']:.2f}–{s['ci_high']:.2f}; medians {pair['baseline_median_ms']:.3f} → "
+            f"{pair['candidate_median_ms']:.3f} ms over {s['baseline_n']}/{s['candidate_n']} measured iterations)")
+
+
+def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
+    comparison = summary["comparison"]
+    lines = [f"# sme2tui report — {summary['run']}", ""]
+    target = manifest.get("device") or manifest.get("host", {})
+    where = (f"Android device {target.get('model', '?')} ({target.get('serial', '?')})" if summary["target"] == "android"
+             else f"host {manifest['host'].get('cpu_model', '?')} ({manifest['host'].get('machine', '?')}), "
+             f"SME2: {manifest['host'].get('sme', '?')}")
+    lines += [f"- **Comparison:** {comparison['label']}", f"- **Where:** {where}"]
+    if comparison.get("note"):
+        lines.append(f"- **Note:** {comparison['note']}")
+    cfg = summary["config"]
+    lines += [f"- **Measurement:** {cfg['warmup']} warmup (excluded) + {cfg['iterations']} measured iterations per "
+              f"cell, interleaved between variants; ETDump profiling {'on' if cfg['profile'] else 'off'}",
+              f"- **Latency statistic:** {summary['statistics']['latency']}", ""]
+    lines += ["## Answer", ""]
+    if summary["pairs"]:
+        lines += [f"- {headline(p, comparison)}" for p in summary["pairs"]]
+    else:
+        lines.append("No complete pair was measured (see the cell table).")
+    if summary["pairs"] and not comparison.get("is_sme2"):
+        lines += ["", "> This is not an SME2 result. SME2 on/off needs an SME2 CPU (Arm C1 phones, Apple M4/M5) and "
+                  "the `sme2-on`/`sme2-off` runner pair; the published SME2 figures are listed below for reference."]
+    lines += ["", "## Latency per cell", ""]
+    rows = []
+    for c in summary["cells"].values():
+        lat = c["latency"]
+        rows.append([c["model"], c["dtype"], c["variant"], str(c["threads"]), str(lat["n"]), _ms(lat["median"]),
+                     _ms(lat["p10"]), _ms(lat["p90"]), f"{lat['cv']:.1%}", c["source"]])
+    lines += _table(["model", "dtype", "variant", "threads", "iterations", "median ms", "p10 ms", "p90 ms", "CV",
+                     "source"], rows)
+    for p in summary["pairs"]:
+        if not p["categories"]:
+            continue
+        lines += ["", f"## Where the time goes — {p['model']} {p['dtype']} t{p['threads']}", "",
+                  f"Statistic: {summary['statistics']['categories']}.", ""]
+        rows = []
+        for bucket in ALL_BUCKETS:
+            entry = p["categories"].get(bucket, {})
+            ratio = entry.get("speedup")
+            rows.append([bucket, _ms(entry.get("baseline_ms")), _ms(entry.get("candidate_ms")),
+                         f"{ratio:.2f}×" if ratio else "—"])
+        lines += _table(["category", f"{p['baseline']} ms", f"{p['candidate']} ms", "speedup"], rows)
+        if p.get("bottleneck_note"):
+            lines += ["", f"**Bottleneck:** {p['bottleneck_note']}."]
+        if p["operators_matched"]:
+            lines += ["", f"Biggest per-operator gains ({p['operators_matched']} operators matched on "
+                      "(instruction id, name)):", ""]
+            lines += _table(["instruction", "operator", "category", f"{p['baseline']} ms", f"{p['candidate']} ms",
+                             "speedup"],
+                            [[str(g["instruction_id"]), g["name"], g["category"], _ms(g["baseline_ms"]),
+                              _ms(g["candidate_ms"]), f"{g['speedup']:.2f}×" if g["speedup"] else "—"]
+                             for g in p["top_gains"][:8]])
+        else:
+            lines += ["", "Operators are not matched one to one: the two variants run different programs "
+                      "(different delegation), so compare categories, not operators."]
+    for c in summary["cells"].values():
+        if not c["operators"]:
+            continue
+        lines += ["", f"### Top operators — {c['cell_id']}", ""]
+        lines += _table(["instruction", "operator", "category", "delegated", "median ms", "share"],
+                        [[str(o["instruction_id"]), o["name"], o["category"], "yes" if o["delegated"] else "no",
+                          _ms(o["median_ms"]), f"{o['share']:.1%}"] for o in c["operators"][:10]])
+        if c["unknown_names"]:
+            lines += ["", f"Unknown operator names counted as OTHER: {', '.join(c['unknown_names'])}"]
+    exports = manifest.get("exports", {})
+    if exports:
+        lines += ["", "## Exported programs and numerical checks", ""]
+        rows = []
+        for stem, e in exports.items():
+            n = e.get("numerics") or {}
+            d = e.get("delegation") or {}
+            rows.append([stem, n.get("status", "skip"), n.get("detail", "—"),
+                         ", ".join(f"{k}×{v}" for k, v in (d.get("non_delegated_ops") or {}).items()) or "—"])
+        lines += _table(["program", "numerics", "detail", "left to portable kernels"], rows)
+    ref = summary["reference"]
+    lines += ["", "## Published SME2 reference (not this machine)", "", f"{ref['label']}. Source: {ref['source']}.", ""]
+    lines += _table(["dtype", "SME2 off ms", "SME2 on ms", "speedup"],
+                    [[r["dtype"], str(r["sme2_off"]), str(r["sme2_on"]), f"{r['speedup']}×"] for r in ref["latency"]])
+    if summary["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    lines += ["", "## What good looks like", "",
+              "- Every numerics check passes (an export that computes the wrong thing makes its speed meaningless).",
+              "- CV under 5% on every cell, and a speedup interval that does not span 1.0.",
+              "- With SME2 on, matrix work (CONV, GEMM) shrinks several times; DATA_MOVEMENT and OTHER then dominate "
+              "(the published SqueezeSAM fp16 split has data movement at ~40% with SME2 on).",
+              "", "## What to do next with your own model", "",
+              "1. Write a factory `my_pkg.my_model:build` returning `(model.eval(), (example_input,))`.",
+              "2. Copy `configs/templates/host.json`, set `models` to `[{\"factory\": \"my_pkg.my_model:build\"}]`, "
+              "pick `dtypes`.",
+              "3. `sme2tui --auto --config my.json`, then read this report's category table: the biggest non-GEMM "
+              "category is where to work next (fewer layout changes, fusing, delegating what stayed portable).",
+              "4. On an SME2 phone: `target.kind = android` and the `sme2-on`/`sme2-off` runner pair.",
+              "", "## Reproduce", "",
+              f"- `sme2tui --auto --config {summary['run']}/config.json` (config hash `{manifest['config_hash'][:16]}`)",
+              f"- ExecuTorch {manifest['versions']['executorch']['version']} "
+              f"(git {str(manifest['versions']['executorch']['git_commit'])[:12]}), torch "
+              f"{manifest['versions']['torch']['version']}, sme2tui {manifest['versions']['sme2tui']}"]
+    return "\n".join(lines) + "\n"

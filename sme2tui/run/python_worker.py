@@ -1,0 +1,116 @@
+"""Host run worker on the ExecuTorch Python runtime: `python -m sme2tui.run.python_worker JOB.json`.
+
+All cells of a group (same model, dtype, threads; different variants) are loaded into one process and
+executed interleaved, iteration by iteration, alternating the order (A B, B A, ...) so that drift in the
+machine (clocks, heat, other load) hits every variant alike. Warmup runs in the same process and is
+written to the ETDump like any iteration; the analysis drops it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sme2tui.events import CellStatus, LogLine
+from sme2tui.workers.launcher import report_user_error
+from sme2tui.workers.protocol import emit, open_channel
+
+_TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int64": "int64", "int32": "int32",
+                 "int8": "int8", "uint8": "uint8", "bool": "bool", "bfloat16": "bfloat16"}
+_META_DTYPES = {"Float": "float32", "Half": "float16", "Long": "int64", "Int": "int32", "Char": "int8",
+                "Byte": "uint8", "Bool": "bool", "BFloat16": "bfloat16"}
+
+
+def load_inputs(cell: dict[str, Any], method: Any, seed: int) -> list[Any]:
+    import torch
+
+    if cell.get("inputs"):
+        tensors = []
+        for spec in cell["inputs"]:
+            dtype = getattr(torch, _TORCH_DTYPES[spec["dtype"]])
+            data = bytearray(Path(spec["file"]).read_bytes())
+            tensors.append(torch.frombuffer(data, dtype=dtype).reshape(spec["shape"]).clone())
+        return tensors
+    # A ready .pte without saved inputs: seeded random inputs shaped by the method's own metadata.
+    meta = method.metadata
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for i in range(meta.num_inputs()):
+        info = meta.input_tensor_meta(i)
+        dtype = getattr(torch, _META_DTYPES.get(str(info.dtype()).split(".")[-1], "float32"))
+        sizes = list(info.sizes())
+        if dtype.is_floating_point:
+            tensors.append(torch.randn(sizes, generator=gen).to(dtype))
+        else:
+            tensors.append(torch.zeros(sizes, dtype=dtype))
+    return tensors
+
+
+def main(job_path: str) -> int:
+    open_channel()
+    job = json.loads(Path(job_path).read_text())
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    threads = int(job["threads"])
+    # The XNNPACK threadpool is process-wide; this worker only runs cells with one thread count.
+    portable_lib._unsafe_reset_threadpool(threads)
+    profile = bool(job["profile"])
+    runtime = Runtime.get()
+    loaded = []
+    for cell in job["cells"]:
+        try:
+            program = runtime.load_program(Path(cell["pte"]), enable_etdump=profile, debug_buffer_size=0)
+            method = program.load_method(job.get("method", "forward"))
+        except Exception as exc:
+            report_user_error(f"cannot load {cell['pte']}: {exc}", where=cell["cell_id"],
+                              fix="re-export the model; the .pte may be corrupt or from another ExecuTorch")
+            return 3
+        inputs = load_inputs(cell, method, int(job.get("seed", 0)))
+        loaded.append((cell, program, method, inputs))
+        emit(CellStatus(cell["cell_id"], "running", "loaded", 0, int(job["iterations"])))
+
+    warmup, iterations = int(job["warmup"]), int(job["iterations"])
+    timings: dict[str, dict[str, list[int]]] = {c["cell_id"]: {"warmup_ns": [], "iterations_ns": []}
+                                                for c, *_ in loaded}
+    emit(LogLine("run", f"warmup: {warmup} x {len(loaded)} cells, interleaved", "info", "python-runtime"))
+    for index in range(warmup + iterations):
+        order = loaded if index % 2 == 0 else list(reversed(loaded))
+        for cell, _program, method, inputs in order:
+            start = time.perf_counter_ns()
+            method.execute(inputs)
+            elapsed = time.perf_counter_ns() - start
+            bucket = "warmup_ns" if index < warmup else "iterations_ns"
+            timings[cell["cell_id"]][bucket].append(elapsed)
+        done = index + 1 - warmup
+        if done > 0 and (done == iterations or done % max(1, iterations // 10) == 0):
+            for cell, *_ in loaded:
+                emit(CellStatus(cell["cell_id"], "running", "measuring", done, iterations))
+
+    for cell, program, _method, _inputs in loaded:
+        out_dir = Path(cell["out_dir"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {
+            "runner": "python-runtime",
+            "threads": threads,
+            "warmup": warmup,
+            "iterations": iterations,
+            "interleaved_with": [c["cell_id"] for c, *_ in loaded if c is not cell],
+            "clock": "time.perf_counter_ns around Method.execute",
+            **timings[cell["cell_id"]],
+        }
+        if profile:
+            # Written once per program: a second write with no execution in between crashes the process.
+            program.write_etdump_result_to_file(str(out_dir / "etdump.etdp"), str(out_dir / "debug.bin"))
+            (out_dir / "debug.bin").unlink(missing_ok=True)
+            record["etdump"] = "etdump.etdp"
+        (out_dir / "timing.json").write_text(json.dumps(record, indent=1))
+        emit(CellStatus(cell["cell_id"], "done", "measured", iterations, iterations))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))

@@ -1,0 +1,162 @@
+"""The run step: execute the pending cells of a run folder, group by group, and record each outcome.
+
+A group (same model, dtype, threads) holds the variants being compared; its cells are measured
+interleaved. A failing group marks its own cells failed with a classified error and the step goes on:
+completed work is never thrown away.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sme2tui.config import RunConfig
+from sme2tui.errors import ConfigError
+from sme2tui.events import CellStatus, Event, LogLine, StepFinished, StepStarted
+from sme2tui.export.stage import ExportedProgram, ExportKey
+from sme2tui.fileio import link_or_copy
+from sme2tui.run.cells import Cell, groups, plan_cells
+from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.workers.launcher import WorkerFailed, run_worker
+
+
+def program_key(config: RunConfig, cell: Cell) -> ExportKey:
+    return ExportKey(cell.model, cell.dtype, config.variant(cell.variant).delegate)
+
+
+def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]) -> dict[ExportKey, Path]:
+    """Link every program into the run folder (`programs/`) so the run is self-contained, and record it."""
+    placed: dict[ExportKey, Path] = {}
+    exports: dict[str, Any] = {}
+    for key, program in programs.items():
+        stem = f"{key.model}__{key.dtype}__{key.delegate}"
+        pte = folder.root / "programs" / f"{stem}.pte"
+        link_or_copy(program.pte, pte)
+        entry: dict[str, Any] = {"model": key.model, "dtype": key.dtype, "delegate": key.delegate,
+                                 "pte": folder.rel(pte), "pte_sha256": program.pte_sha256}
+        if program.etrecord and program.etrecord.is_file():
+            etrecord = folder.root / "programs" / f"{stem}.etrecord"
+            link_or_copy(program.etrecord, etrecord)
+            entry["etrecord"] = folder.rel(etrecord)
+            entry["etrecord_sha256"] = program.record.etrecord_sha256 if program.record else None
+        if program.record is not None:
+            record = program.record
+            entry.update(
+                source=record.source, export_key=record.key, export_seconds=record.export_seconds,
+                numerics=record.numerics.model_dump(),
+                delegation=record.delegation.model_dump() if record.delegation else None,
+                exported_with={"executorch": record.executorch_version, "executorch_git": record.executorch_git,
+                               "torch": record.torch_version, "torch_git": record.torch_git},
+            )
+            if program.folder is not None:
+                entry["inputs"] = [
+                    {"file": str(program.folder / t.file), "dtype": t.dtype, "shape": t.shape} for t in record.inputs
+                ]
+        else:
+            entry["source"] = f"pte:{program.pte}"
+        exports[stem] = entry
+        placed[key] = pte
+    folder.update(exports=exports)
+    return placed
+
+
+def resolve_runner(config: RunConfig, cell: Cell) -> str:
+    """Which runner executes a cell. The native runner joins here once it is built (see runners/)."""
+    runner = config.variant(cell.variant).runner
+    if runner in ("auto", "python"):
+        return "python"
+    raise ConfigError(
+        f"variant `{cell.variant}` asks for runner `{runner}`, which this host cannot use yet",
+        where=f"variants[{cell.variant}].runner",
+        fix="use `auto` or `python` for host runs",
+    )
+
+
+def run_cells(
+    config: RunConfig,
+    folder: RunFolder,
+    programs: dict[ExportKey, ExportedProgram],
+    *,
+    cancel: threading.Event | None = None,
+) -> Iterator[Event]:
+    yield StepStarted("run", "Run cells on the host")
+    placed = stage_programs(folder, programs)
+    cells = plan_cells(config)
+    pending = folder.pending_cells(cells)
+    runnable: list[Cell] = []
+    for cell in pending:
+        key = program_key(config, cell)
+        if key not in placed:
+            folder.set_cell(cell.id, status="skipped", error={"kind": "no-program",
+                                                              "what": f"no program for {key.subject} (export failed)"})
+            yield CellStatus(cell.id, "skipped", "export failed")
+            continue
+        runnable.append(cell)
+        yield CellStatus(cell.id, "queued", "", 0, config.iterations)
+    failures = 0
+    for group in groups(runnable):
+        by_runner: dict[str, list[Cell]] = {}
+        for cell in group:
+            by_runner.setdefault(resolve_runner(config, cell), []).append(cell)
+        for _runner, members in by_runner.items():
+            failures += yield from _run_python_group(config, folder, members, placed, cancel)
+    done = sum(1 for c in cells if folder.manifest["cells"][c.id].get("status") == "done")
+    yield StepFinished("run", ok=failures == 0, summary=f"{done}/{len(cells)} cells measured",
+                       data={"failed": failures})
+
+
+def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], placed: dict[ExportKey, Path],
+                      cancel: threading.Event | None) -> Iterator[Event]:  # returns failures
+    exports = folder.manifest["exports"]
+    job_cells = []
+    for cell in cells:
+        key = program_key(config, cell)
+        stem = f"{key.model}__{key.dtype}__{key.delegate}"
+        job_cells.append({"cell_id": cell.id, "pte": str(placed[key]), "inputs": exports[stem].get("inputs"),
+                          "out_dir": str(folder.cell_dir(cell))})
+        folder.set_cell(cell.id, status="running", runner="python-runtime", started_utc=utc_now(),
+                        warmup=config.warmup, iterations=config.iterations, profile=config.profile)
+    job = {"threads": cells[0].threads, "warmup": config.warmup, "iterations": config.iterations,
+           "profile": config.profile, "seed": config.seed, "cells": job_cells}
+    names = ", ".join(c.variant for c in cells)
+    yield LogLine("run", f"{cells[0].model}/{cells[0].dtype}/t{cells[0].threads}: {names} on the ExecuTorch Python "
+                  f"runtime, {config.warmup} warmup + {config.iterations} iterations, interleaved", "info", "run")
+    finished: set[str] = set()
+    try:
+        for event in run_worker("sme2tui.run.python_worker", {**job}, step="run", cancel=cancel,
+                                stderr_log=folder.root / "logs" / "runner.log"):
+            if isinstance(event, CellStatus) and event.state == "done":
+                cell_dir = folder.cell_dir(event.cell_id)
+                folder.set_cell(event.cell_id, status="done", finished_utc=utc_now(),
+                                files=sorted(folder.rel(p) for p in cell_dir.iterdir()))
+                finished.add(event.cell_id)
+            yield event
+    except WorkerFailed as exc:
+        what = _classify_exit(exc.returncode)
+        for cell in cells:
+            if cell.id not in finished:
+                folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
+                                error={"kind": "runner-crashed", "what": what, "stderr_tail": exc.stderr_tail[-2000:],
+                                       "fix": "see logs/runner.log; re-run with --resume to retry"})
+                yield CellStatus(cell.id, "failed", what)
+        return len(cells) - len(finished)
+    except BaseException:
+        for cell in cells:
+            if cell.id not in finished:
+                folder.set_cell(cell.id, status="interrupted")
+        raise
+    return 0
+
+
+def _classify_exit(code: int) -> str:
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the runtime was killed by {name}"
+    return f"the runtime exited with code {code}"
