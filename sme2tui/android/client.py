@@ -1,0 +1,347 @@
+"""Reaching an ADB server (local or a remote lab's) and choosing a device on it, through adbutils.
+
+Two deliberate differences from adbutils' defaults:
+- adbutils runs `adb start-server` (its bundled adb!) whenever nothing listens on the port. We never do:
+  starting a server behind someone's back hides a wrong port, and in tests it would talk to real USB.
+  A missing server is an error that says how to start one.
+- Every socket gets a timeout: adbutils' default is ten minutes or none at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from adbutils import AdbClient, AdbConnection, AdbDevice, AdbError, AdbTimeout
+
+from sme2tui.android.errors import AndroidDeviceError, Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5037
+
+START_SERVER_FIX = (
+    "start one with `adb start-server` (Android platform-tools), or point sme2tui at a running server: "
+    "ADB_SERVER_SOCKET=tcp:HOST:PORT, ANDROID_ADB_SERVER_ADDRESS/ANDROID_ADB_SERVER_PORT, or the adb "
+    "server setting in the config"
+)
+UNAUTHORIZED_FIX = (
+    "unlock the phone and accept the 'Allow USB debugging?' prompt (tick 'Always allow from this "
+    "computer'); no prompt? replug the cable, or revoke USB debugging authorizations and run "
+    "`adb kill-server`"
+)
+OFFLINE_FIX = (
+    "replug the cable or run `adb reconnect`; if it stays offline, `adb kill-server` then `adb devices`"
+)
+
+
+@dataclass(frozen=True)
+class AdbEndpoint:
+    """Where the ADB server listens. A remote lab is just another endpoint."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> AdbEndpoint:
+        """`HOST:PORT`, `tcp:HOST:PORT`, `tcp:PORT`, `PORT` or `[v6]:PORT`."""
+        raw = text.strip()
+        spec = raw.removeprefix("tcp:")
+        m = re.fullmatch(
+            r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]*)):(?P<port>\d+)|(?P<only>\d+)", spec
+        )
+        if not m:
+            raise AndroidDeviceError(
+                Fault.BAD_ENDPOINT,
+                f"cannot read ADB server address {text!r}",
+                fix="write it as HOST:PORT (e.g. 127.0.0.1:5037 or lab-host:5037) or tcp:HOST:PORT",
+            )
+        port = int(m.group("port") or m.group("only"))
+        if not 0 < port < 65536:
+            raise AndroidDeviceError(
+                Fault.BAD_ENDPOINT, f"ADB server port {port} is out of range", fix="use a port 1-65535"
+            )
+        host = m.group("v6") or m.group("host") or DEFAULT_HOST
+        return cls(host, port)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AdbEndpoint:
+        """adb's own variables first (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT), then adbutils'."""
+        env = os.environ if environ is None else environ
+        if env.get("ADB_SERVER_SOCKET"):
+            return cls.parse(env["ADB_SERVER_SOCKET"])
+        host = env.get("ANDROID_ADB_SERVER_ADDRESS") or env.get("ANDROID_ADB_SERVER_HOST") or DEFAULT_HOST
+        port_text = env.get("ANDROID_ADB_SERVER_PORT") or str(DEFAULT_PORT)
+        if not port_text.isdigit():
+            raise AndroidDeviceError(
+                Fault.BAD_ENDPOINT,
+                f"ANDROID_ADB_SERVER_PORT={port_text!r} is not a port number",
+                where="environment",
+                fix="set it to a number such as 5037, or unset it",
+            )
+        return cls.parse(f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. `transfer` bounds silence on a push/pull socket, not the whole transfer."""
+
+    connect: float = 3.0
+    query: float = 15.0
+    transfer: float = 120.0
+    run: float = 3600.0
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    """One line of `adb devices -l`."""
+
+    serial: str
+    state: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class _NoSpawnConnection(AdbConnection):  # type: ignore[misc]  # adbutils ships no type information
+    def _safe_connect(self) -> socket.socket:
+        # adbutils falls back to `adb start-server` here; we report the missing server instead.
+        sock: socket.socket = self._create_socket()
+        return sock
+
+
+class _Adb(AdbClient):  # type: ignore[misc]
+    def __init__(self, host: str, port: int, io_timeout: float) -> None:
+        super().__init__(host, port, socket_timeout=io_timeout)
+        self._io_timeout = io_timeout
+
+    def make_connection(self, timeout: float | None = None) -> AdbConnection:
+        conn = _NoSpawnConnection(self.host, self.port)
+        conn.conn.settimeout(timeout or self._io_timeout)
+        return conn
+
+
+def _is_cut(exc: BaseException) -> bool:
+    """A connection that ended early (as opposed to adb saying no)."""
+    if isinstance(exc, EOFError | ConnectionError):
+        return True
+    text = str(exc)
+    return isinstance(exc, AdbError) and ("Unknown data: b''" in text or "connection closed" in text)
+
+
+class AndroidClient:
+    """A connection-less handle on one ADB server; every call opens its own short-lived socket."""
+
+    def __init__(
+        self,
+        endpoint: AdbEndpoint | str | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if isinstance(endpoint, str):
+            endpoint = AdbEndpoint.parse(endpoint)
+        self.endpoint = endpoint or AdbEndpoint.from_env(environ)
+        self.timeouts = timeouts or Timeouts()
+        self._environ = os.environ if environ is None else environ
+        self.adb = _Adb(self.endpoint.host, self.endpoint.port, self.timeouts.query)
+
+    # ---- server -------------------------------------------------------------------------------------
+    def server_version(self) -> int:
+        """The server's protocol version (41 for adb 1.0.41); DeviceError(NO_SERVER) if nobody answers."""
+        self._probe()
+        try:
+            version: int = self.adb.server_version()
+        except (AdbError, OSError, EOFError, ValueError) as exc:
+            raise self.translate(exc, phase="server") from exc
+        return version
+
+    def _probe(self) -> None:
+        try:
+            with socket.create_connection(
+                (self.endpoint.host, self.endpoint.port), timeout=self.timeouts.connect
+            ):
+                pass
+        except OSError as exc:
+            raise self._no_server(str(exc)) from exc
+
+    def _no_server(self, detail: str) -> AndroidDeviceError:
+        return AndroidDeviceError(
+            Fault.NO_SERVER,
+            f"no ADB server answers at {self.endpoint}",
+            where=str(self.endpoint),
+            fix=START_SERVER_FIX,
+            detail=detail,
+        )
+
+    # ---- devices ------------------------------------------------------------------------------------
+    def list_devices(self) -> list[DeviceEntry]:
+        """Every device the server knows, in any state (device, unauthorized, offline, ...)."""
+        self._probe()
+        try:
+            infos = self.adb.list(extended=True)
+        except (AdbError, OSError, EOFError) as exc:
+            raise self.translate(exc, phase="list") from exc
+        return [DeviceEntry(i.serial, i.state, dict(i.tags)) for i in infos]
+
+    def state_of(self, serial: str) -> str | None:
+        """The listed state of `serial`, or None when it is not listed."""
+        for entry in self.list_devices():
+            if entry.serial == serial:
+                return entry.state
+        return None
+
+    def connect(self, address: str) -> str:
+        """`adb connect HOST:PORT` (a phone on Wi-Fi or in a lab); returns the serial to use."""
+        target = AdbEndpoint.parse(address)
+        self._probe()
+        try:
+            answer: str = self.adb.connect(str(target), timeout=self.timeouts.query)
+        except (AdbError, OSError, EOFError) as exc:
+            raise self.translate(exc, phase="connect") from exc
+        if not answer.startswith(("connected to", "already connected to")):
+            raise AndroidDeviceError(
+                Fault.CONNECT_FAILED,
+                f"the ADB server could not connect to {target}",
+                where=str(self.endpoint),
+                fix="check the device's IP and port, that wireless debugging (or `adb tcpip 5555`) is on, "
+                "and that the server's network can reach it",
+                detail=answer,
+            )
+        return str(target)
+
+    def disconnect(self, address: str) -> None:
+        self._probe()
+        try:
+            self.adb.disconnect(str(AdbEndpoint.parse(address)), raise_error=True)
+        except (AdbError, OSError, EOFError) as exc:
+            raise self.translate(exc, serial=address, phase="disconnect") from exc
+
+    def select(self, serial: str | None = None) -> str:
+        """Choose the device: `serial`, else $ANDROID_SERIAL, else the only one; it must be ready."""
+        chosen = serial or self._environ.get("ANDROID_SERIAL") or None
+        entries = self.list_devices()
+        listing = ", ".join(f"{e.serial} ({e.state})" for e in entries) or "none"
+        if chosen is None:
+            if not entries:
+                raise AndroidDeviceError(
+                    Fault.NO_DEVICE,
+                    "no Android device is connected",
+                    where=f"ADB server {self.endpoint}",
+                    fix="plug in a phone with USB debugging on (Settings → Developer options), or "
+                    "`adb connect HOST:PORT` for a network device; check with `adb devices`",
+                )
+            if len(entries) > 1:
+                raise AndroidDeviceError(
+                    Fault.SEVERAL_DEVICES,
+                    f"{len(entries)} devices are connected and none was chosen",
+                    where=f"ADB server {self.endpoint}: {listing}",
+                    fix="pick one with --serial SERIAL, the config's device serial, or ANDROID_SERIAL",
+                )
+            chosen = entries[0].serial
+        entry = next((e for e in entries if e.serial == chosen), None)
+        if entry is None:
+            raise AndroidDeviceError(
+                Fault.NOT_FOUND,
+                f"device {chosen!r} is not connected",
+                where=f"ADB server {self.endpoint}: {listing}",
+                fix="check the serial against `adb devices` (a network device needs `adb connect` first)",
+            )
+        self._require_ready(entry.serial, entry.state)
+        return entry.serial
+
+    def _require_ready(self, serial: str, state: str) -> None:
+        if state == "device":
+            return
+        if state == "unauthorized":
+            raise AndroidDeviceError(
+                Fault.UNAUTHORIZED, f"device {serial} has not authorized this computer", where=serial,
+                fix=UNAUTHORIZED_FIX,
+            )  # fmt: skip
+        if state == "offline":
+            raise AndroidDeviceError(
+                Fault.OFFLINE, f"device {serial} is offline", where=serial, fix=OFFLINE_FIX
+            )
+        raise AndroidDeviceError(
+            Fault.OFFLINE,
+            f"device {serial} is in state {state!r}, not ready for commands",
+            where=serial,
+            fix="boot it into Android (not recovery/bootloader/sideload) and check `adb devices`",
+        )
+
+    def device(self, serial: str) -> AdbDevice:
+        """The adbutils handle for `serial` (no round trip; errors surface on first use)."""
+        return AdbDevice(self.adb, serial=serial)
+
+    def open_transport(self, serial: str, timeout: float) -> AdbConnection:
+        """A socket already switched to `serial`'s transport, ready for one device service."""
+        self._probe()
+        conn: AdbConnection = self.device(serial).open_transport(timeout=timeout)
+        return conn
+
+    # ---- errors -------------------------------------------------------------------------------------
+    def translate(self, exc: BaseException, *, serial: str | None = None, phase: str) -> AndroidDeviceError:
+        """Turn an adbutils/socket exception into a classified error, asking the server what happened."""
+        if isinstance(exc, AndroidDeviceError):
+            return exc
+        text = str(exc)
+        where = serial or str(self.endpoint)
+        if isinstance(exc, AdbTimeout | TimeoutError):
+            return AndroidDeviceError(
+                Fault.TIMEOUT, f"{phase} timed out", where=where, phase=phase, detail=text,
+                fix="raise the timeout for this step, or check that the device is awake and not hung",
+            )  # fmt: skip
+        if "unauthorized" in text:
+            return AndroidDeviceError(
+                Fault.UNAUTHORIZED, f"device {serial} has not authorized this computer", where=where,
+                fix=UNAUTHORIZED_FIX, phase=phase, detail=text,
+            )  # fmt: skip
+        if "offline" in text:
+            return AndroidDeviceError(
+                Fault.OFFLINE, f"device {serial} is offline", where=where, fix=OFFLINE_FIX, phase=phase,
+                detail=text,
+            )  # fmt: skip
+        if "not found" in text and serial is not None:
+            return self._gone(serial, phase, text)
+        if isinstance(exc, ConnectionRefusedError) or "connect to adb server failed" in text:
+            return self._no_server(text)
+        if _is_cut(exc) or isinstance(exc, OSError):
+            return self._after_cut(serial, phase, text)
+        return AndroidDeviceError(
+            Fault.PROTOCOL, f"unexpected answer from the ADB server during {phase}", where=where,
+            phase=phase, detail=text, fix="check that the address is an ADB server (`adb devices` works)",
+        )  # fmt: skip
+
+    def _gone(self, serial: str, phase: str, detail: str) -> AndroidDeviceError:
+        return AndroidDeviceError(
+            Fault.GONE, f"device {serial} disconnected during {phase}", where=serial, phase=phase,
+            detail=detail,
+            fix="reconnect it (cable, Wi-Fi, `adb connect`) and resume; completed work is kept",
+        )  # fmt: skip
+
+    def _after_cut(self, serial: str | None, phase: str, detail: str) -> AndroidDeviceError:
+        """The socket died: was it the device (gone/offline), the server, or just this connection?"""
+        try:
+            state = self.state_of(serial) if serial is not None else "device"
+        except AndroidDeviceError as exc:
+            if exc.kind is Fault.NO_SERVER:
+                return self._no_server(detail)
+            state = "device"
+        if serial is not None and state is None:
+            return self._gone(serial, phase, detail)
+        if state == "offline":
+            return AndroidDeviceError(
+                Fault.OFFLINE, f"device {serial} went offline during {phase}", where=serial, phase=phase,
+                fix=OFFLINE_FIX, detail=detail,
+            )  # fmt: skip
+        return AndroidDeviceError(
+            Fault.CONNECTION_LOST, f"the ADB connection dropped during {phase}",
+            where=serial or str(self.endpoint), phase=phase, detail=detail,
+            fix="retry; if it keeps happening check the cable/USB hub or the network to the lab server",
+        )  # fmt: skip

@@ -1,0 +1,404 @@
+"""Working with one chosen device: files in, commands run (pinned, timed), files out, clocks and heat.
+
+Everything the tool writes on the device lives under TOOL_DIR, and `remove_tree` refuses anything else.
+Transfers are all-or-nothing on both sides: a push lands in `<name>.partial` and is renamed once its
+sha256 matches; a pull writes a hidden temp file next to the destination and renames it when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from adbutils import AdbConnection, AdbError
+
+from sme2tui.android import shell, wire
+from sme2tui.android.errors import AndroidDeviceError, Fault
+from sme2tui.android.facts import (
+    FACTS_SCRIPT,
+    DeviceFacts,
+    build_facts,
+    core_tiers,
+    cpu_mask,
+    parse_cpufreq,
+    parse_thermal_status,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    from sme2tui.android.client import AndroidClient, Timeouts
+
+TOOL_DIR = "/data/local/tmp/sme2tui"
+_T = TypeVar("_T")
+
+STORAGE_FIX = (
+    "free space on the device (`adb shell df -h /data/local/tmp`); old sme2tui files can go with "
+    f"`adb shell rm -r {TOOL_DIR}`"
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float  # seconds, wall clock on the host, including ADB round trips
+
+    @property
+    def signal(self) -> int | None:
+        """N when the exit code is 128+N (how the device shell and adbd report a signal death)."""
+        if 128 < self.exit_code < 128 + 65:
+            return self.exit_code - 128
+        return None
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self, where: str | None = None) -> RunResult:
+        """Raise a classified error unless the command exited 0."""
+        if self.ok:
+            return self
+        tail = self.stderr.strip().splitlines()[-5:]
+        if self.signal is not None:
+            hint = {
+                9: "SIGKILL usually means the low-memory killer: close apps, use a smaller model or "
+                "fewer threads",
+                11: "SIGSEGV is a crash in the program: check that the runner matches the device ABI",
+                6: "SIGABRT: the program aborted; its stderr says why",
+            }.get(self.signal, "check the device log: `adb logcat -d | tail -50`")
+            raise AndroidDeviceError(
+                Fault.KILLED_BY_SIGNAL,
+                f"the command was killed by {self.signal_name} (exit {self.exit_code})",
+                where=where,
+                phase="run",
+                fix=hint,
+                detail="\n".join([self.command, *tail]),
+            )
+        raise AndroidDeviceError(
+            Fault.COMMAND_FAILED,
+            f"the command exited with status {self.exit_code}",
+            where=where,
+            phase="run",
+            fix="read its stderr (below / in the cell's log) for the reason",
+            detail="\n".join([self.command, *tail]),
+        )
+
+
+def _require_absolute(path: str) -> str:
+    if not path.startswith("/") or "\x00" in path or "\n" in path:
+        raise AndroidDeviceError(
+            Fault.UNSAFE,
+            f"device path {path!r} must be absolute and contain no NUL or newline",
+            fix=f"use a path such as {TOOL_DIR}/…",
+        )
+    return path
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        client: AndroidClient,
+        serial: str,
+        *,
+        timeouts: Timeouts | None = None,
+        big_cores: Sequence[int] | None = None,
+    ) -> None:
+        self.client = client
+        self.serial = serial
+        self.timeouts = timeouts or client.timeouts
+        self._big_cores_override = tuple(big_cores) if big_cores is not None else None
+        self._shell_v2_checked = False
+        self._fixed_perf_enabled_by_us = False
+
+    # ---- plumbing -----------------------------------------------------------------------------------
+    def _open(self, service: str, timeout: float, phase: str) -> AdbConnection:
+        try:
+            conn = self.client.open_transport(self.serial, timeout)
+        except (AdbError, OSError, EOFError) as exc:
+            raise self.client.translate(exc, serial=self.serial, phase=phase) from exc
+        try:
+            wire.request(conn.conn, service)
+        except wire.Refused as exc:
+            conn.close()
+            raise self.client.translate(AdbError(str(exc)), serial=self.serial, phase=phase) from exc
+        except (OSError, EOFError) as exc:
+            conn.close()
+            raise self.client.translate(exc, serial=self.serial, phase=phase) from exc
+        return conn
+
+    def _require_shell_v2(self) -> None:
+        if self._shell_v2_checked:
+            return
+        try:
+            features = self.client.device(self.serial).get_features()
+        except (AdbError, OSError, EOFError) as exc:
+            raise self.client.translate(exc, serial=self.serial, phase="features") from exc
+        if "shell_v2" not in features.split(","):
+            raise AndroidDeviceError(
+                Fault.UNSUPPORTED,
+                f"device {self.serial} does not support ADB shell v2 (no exit codes)",
+                where=self.serial,
+                fix="use Android 7 (API 24) or newer; ExecuTorch needs it anyway",
+            )
+        self._shell_v2_checked = True
+
+    def run_line(self, line: str, *, timeout: float | None = None, phase: str = "run") -> RunResult:
+        """Run an already-built command line (from `shell.command_line`). Prefer `run`."""
+        self._require_shell_v2()
+        limit = self.timeouts.run if timeout is None else timeout
+        start = time.monotonic()
+        conn = self._open(f"shell,v2:{line}", limit, phase)
+        try:
+            out = wire.read_shell_v2(conn.conn, start + limit)
+        except wire.Deadline as exc:
+            raise AndroidDeviceError(
+                Fault.TIMEOUT,
+                f"the command did not finish within {limit:g} s",
+                where=self.serial,
+                phase=phase,
+                fix="raise the timeout for this step, or look for a hung runner (`adb shell top -n 1`)",
+                detail="\n".join([line, *exc.stderr.decode(errors="replace").splitlines()[-5:]]),
+            ) from exc
+        except wire.Cut as exc:
+            raise self.client.translate(exc.__cause__ or exc, serial=self.serial, phase=phase) from exc
+        finally:
+            conn.close()
+        return RunResult(
+            command=line,
+            exit_code=out.exit_code,
+            stdout=out.stdout.decode(errors="replace"),
+            stderr=out.stderr.decode(errors="replace"),
+            duration=time.monotonic() - start,
+        )
+
+    def _query(self, argv: Sequence[str], phase: str) -> RunResult:
+        return self.run_line(shell.join(argv), timeout=self.timeouts.query, phase=phase)
+
+    def _sync(self, phase: str, timeout: float, action: Callable[[AdbConnection], _T]) -> _T:
+        conn = self._open("sync:", timeout, phase)
+        try:
+            result = action(conn)
+            with contextlib.suppress(OSError):
+                wire.sync_quit(conn.conn)
+            return result
+        except wire.SyncFailed:
+            raise
+        except (OSError, EOFError) as exc:
+            raise self.client.translate(exc, serial=self.serial, phase=phase) from exc
+        finally:
+            conn.close()
+
+    # ---- commands -----------------------------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        cpu_mask: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> RunResult:
+        """Run argv on the device (quoted word by word), optionally pinned with taskset to `cpu_mask`."""
+        line = shell.command_line(argv, env=env, cwd=cwd, cpu_mask=cpu_mask)
+        result = self.run_line(line, timeout=timeout)
+        return result.check(where=self.serial) if check else result
+
+    def ensure_dir(self, remote: str) -> None:
+        self._query(["mkdir", "-p", _require_absolute(remote)], "mkdir").check(self.serial)
+
+    def chmod(self, remote: str, mode: int) -> None:
+        self._query(["chmod", format(mode & 0o7777, "o"), _require_absolute(remote)], "chmod").check(
+            self.serial
+        )
+
+    def sha256(self, remote: str) -> str | None:
+        """The device's sha256 of `remote`, None when it does not exist or is unreadable."""
+        result = self._query(["sha256sum", _require_absolute(remote)], "sha256")
+        words = result.stdout.split()
+        if result.ok and words and len(words[0]) == 64:
+            return words[0].lower()
+        return None
+
+    def remove_tree(self, remote: str) -> None:
+        """`rm -rf` a folder, but only strictly inside TOOL_DIR (never /data/local/tmp or anything else)."""
+        normal = posixpath.normpath(_require_absolute(remote))
+        if normal != remote.rstrip("/") or not normal.startswith(TOOL_DIR + "/"):
+            raise AndroidDeviceError(
+                Fault.UNSAFE,
+                f"refusing to delete {remote!r}: only folders inside {TOOL_DIR}/ are deleted by sme2tui",
+                where=self.serial,
+                fix=f"pass a normalised path below {TOOL_DIR}/",
+            )
+        self._query(["rm", "-rf", normal], "remove").check(self.serial)
+
+    # ---- files --------------------------------------------------------------------------------------
+    def push_if_changed(self, local: Path, remote: str, *, mode: int = 0o644) -> int:
+        """Push unless the device already has identical bytes (by sha256); returns bytes pushed (0 = skip).
+        The mode is applied either way, so a skipped binary is still executable."""
+        _require_absolute(remote)
+        digest = _sha256_file(local)
+        chmod_then_hash = shell.join(["chmod", format(mode & 0o7777, "o"), remote])
+        check = self.run_line(
+            f"{chmod_then_hash} 2>/dev/null; {shell.join(['sha256sum', remote])} 2>/dev/null",
+            timeout=self.timeouts.query,
+            phase="push",
+        )
+        words = check.stdout.split()
+        if check.ok and words and words[0].lower() == digest:
+            return 0
+        return self.push(local, remote, mode=mode, digest=digest)
+
+    def push(self, local: Path, remote: str, *, mode: int = 0o644, digest: str | None = None) -> int:
+        """Push to `<remote>.partial`, then rename over `remote` once the device's sha256 matches."""
+        _require_absolute(remote)
+        digest = digest or _sha256_file(local)
+        partial = remote + ".partial"
+        with local.open("rb") as source:
+            try:
+                sent = self._sync(
+                    "push", self.timeouts.transfer, lambda c: wire.sync_send(c.conn, source, partial, mode)
+                )
+            except wire.SyncFailed as exc:
+                raise self._transfer_error(str(exc), "push", remote) from exc
+        line = f"{shell.join(['mv', '-f', partial, remote])} && {shell.join(['sha256sum', remote])}"
+        check = self.run_line(line, timeout=self.timeouts.query, phase="push")
+        words = check.stdout.split()
+        if not check.ok or not words or words[0].lower() != digest:
+            raise AndroidDeviceError(
+                Fault.TRANSFER_FAILED,
+                f"{local.name} did not arrive intact on the device",
+                where=f"{self.serial}:{remote}",
+                phase="push",
+                fix="retry the push; if it repeats, check free space and the cable",
+                detail=f"local sha256 {digest}, device: {check.stdout.strip() or check.stderr.strip()}",
+            )
+        return sent
+
+    def pull(self, remote: str, local: Path) -> int:
+        """Copy a device file to `local`; `local` appears only once every byte has arrived."""
+        _require_absolute(remote)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".partial", dir=local.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                try:
+                    size = self._sync(
+                        "pull", self.timeouts.transfer, lambda c: wire.sync_recv(c.conn, remote, sink)
+                    )
+                except wire.SyncFailed as exc:
+                    raise self._transfer_error(str(exc), "pull", remote) from exc
+                sink.flush()
+                os.fsync(sink.fileno())
+            tmp.replace(local)
+            return size
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _transfer_error(self, message: str, phase: str, remote: str) -> AndroidDeviceError:
+        where = f"{self.serial}:{remote}"
+        if "No space left" in message:
+            return AndroidDeviceError(
+                Fault.STORAGE_FULL, "the device storage is full", where=where, phase=phase, fix=STORAGE_FIX,
+                detail=message,
+            )  # fmt: skip
+        if "No such file" in message:
+            return AndroidDeviceError(
+                Fault.REMOTE_MISSING, f"{remote} does not exist on the device", where=where, phase=phase,
+                fix="check the path; the program that should have written it may have failed "
+                "(see its stderr)",
+                detail=message,
+            )  # fmt: skip
+        return AndroidDeviceError(
+            Fault.TRANSFER_FAILED, f"the device refused the {phase}", where=where, phase=phase,
+            detail=message,
+            fix=f"check permissions and that the path is under {TOOL_DIR}",
+        )  # fmt: skip
+
+    # ---- CPU, clocks, heat --------------------------------------------------------------------------
+    def facts(self) -> DeviceFacts:
+        result = self.run_line(FACTS_SCRIPT, timeout=self.timeouts.query, phase="facts")
+        return build_facts(self.serial, "device", result.stdout)
+
+    def cpu_max_freqs(self) -> dict[int, int]:
+        """{cpu: cpuinfo_max_freq in kHz} for the CPUs that expose cpufreq."""
+        line = (
+            "for c in /sys/devices/system/cpu/cpu[0-9]*; do "
+            'echo "${c##*/} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null)"; done'
+        )
+        parsed = parse_cpufreq(self.run_line(line, timeout=self.timeouts.query, phase="cpufreq").stdout)
+        return {cpu: khz for cpu, (khz, _) in parsed.items() if khz}
+
+    def big_cores(self, override: Sequence[int] | None = None) -> tuple[int, ...]:
+        chosen = override if override is not None else self._big_cores_override
+        if chosen is not None:
+            return tuple(sorted(set(chosen)))
+        big, _ = core_tiers(self.cpu_max_freqs())
+        if not big:
+            raise AndroidDeviceError(
+                Fault.UNSUPPORTED,
+                "the device does not expose CPU max frequencies, so its big cores are unknown",
+                where=self.serial,
+                fix="set the CPU affinity (big cores) in the config explicitly",
+            )
+        return big
+
+    def big_cores_mask(self, override: Sequence[int] | None = None) -> str:
+        """taskset mask of the big cores (every core above the slowest cluster), e.g. "f0"."""
+        return cpu_mask(list(self.big_cores(override)))
+
+    def thermal_status(self) -> int | None:
+        return parse_thermal_status(self._query(["dumpsys", "thermalservice"], "thermal").stdout)
+
+    def set_fixed_performance_mode(self, on: bool) -> bool:
+        """`cmd power set-fixed-performance-mode-enabled` (Android 11+); True if the device accepted it."""
+        flag = "true" if on else "false"
+        result = self._query(["cmd", "power", "set-fixed-performance-mode-enabled", flag], "performance-mode")
+        accepted = result.ok and "Unknown" not in result.stdout + result.stderr
+        if accepted:
+            self._fixed_perf_enabled_by_us = on
+        return accepted
+
+    @contextlib.contextmanager
+    def fixed_performance_mode(self) -> Iterator[bool]:
+        """Enable fixed performance mode for the block (yields whether it took) and switch it off after."""
+        enabled = self.set_fixed_performance_mode(True)
+        try:
+            yield enabled
+        finally:
+            if enabled:
+                self.restore()
+
+    def restore(self) -> None:
+        """Undo device settings this session changed (fixed performance mode)."""
+        if self._fixed_perf_enabled_by_us:
+            self.set_fixed_performance_mode(False)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

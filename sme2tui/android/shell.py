@@ -1,0 +1,86 @@
+"""Device command lines built from argv lists, so that nothing a user supplies can run anything else.
+
+adbd hands the command string to `/system/bin/sh -c` (mksh on Android). Every argument is wrapped in
+single quotes, inside which mksh (like any POSIX shell) expands nothing: not `$()`, backticks, `;`,
+globs or newlines. A single quote itself is written as `'\\''` (close, escaped quote, reopen).
+Only NUL cannot be carried (the command is a C string), so it is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from sme2tui.android.errors import AndroidDeviceError, Fault
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+# Words that need no quotes; keeping them bare makes the recorded command lines readable. `=` is not
+# among them: a bare first word `A=b` would be an assignment, not a command.
+_BARE = re.compile(r"^[A-Za-z0-9_@%+:,./-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU_MASK = re.compile(r"^(0x)?[0-9a-fA-F]+$")
+# The host protocol prefixes a request with 4 hex digits; "shell,v2:" takes 9 of the 65535 bytes.
+MAX_COMMAND_BYTES = 65535 - len("shell,v2:")
+
+
+def quote(arg: str) -> str:
+    """One shell word that the device shell reads back as exactly `arg`."""
+    if "\x00" in arg:
+        raise AndroidDeviceError(
+            Fault.UNSAFE,
+            "an argument for the device contains a NUL character",
+            detail=repr(arg),
+            fix="remove the NUL from the name, path or extra argument",
+        )
+    if _BARE.match(arg):
+        return arg
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+def join(argv: Sequence[str]) -> str:
+    if isinstance(argv, str):
+        # A bare string would be split into characters; demanding a list keeps quoting in one place.
+        raise TypeError("argv must be a sequence of arguments, not a string")
+    return " ".join(quote(a) for a in argv)
+
+
+def command_line(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    cpu_mask: str | None = None,
+) -> str:
+    """`cd CWD && NAME=value... taskset MASK argv...`, every user-supplied piece quoted."""
+    if not argv:
+        raise ValueError("argv is empty")
+    words: list[str] = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name):
+            raise AndroidDeviceError(
+                Fault.UNSAFE,
+                f"{name!r} is not a valid environment variable name",
+                fix="use letters, digits and underscores, not starting with a digit",
+            )
+        words.append(f"{name}={quote(value)}")
+    if cpu_mask is not None:
+        if not _CPU_MASK.match(cpu_mask) or int(cpu_mask, 16) == 0:
+            raise AndroidDeviceError(
+                Fault.UNSAFE,
+                f"CPU mask {cpu_mask!r} is not a non-zero hex number",
+                fix="write it like f0 (CPUs 4-7) or 80 (CPU 7)",
+            )
+        words += ["taskset", cpu_mask.lower().removeprefix("0x")]
+    words.append(join(argv))
+    line = " ".join(words)
+    if cwd is not None:
+        line = f"cd {quote(cwd)} && {line}"
+    if len(line.encode()) > MAX_COMMAND_BYTES:
+        raise AndroidDeviceError(
+            Fault.UNSAFE,
+            f"the device command is {len(line.encode())} bytes; ADB carries at most {MAX_COMMAND_BYTES}",
+            fix="shorten the extra runner arguments or paths",
+        )
+    return line
