@@ -49,6 +49,15 @@ def _reset_stale_cache(build_dir: Path, source_dir: Path, generator: str) -> Non
         shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
 
 
+def first_error(lines: Sequence[str]) -> str:
+    """The first error in a build's output tail, with CMake's indented message line joined on."""
+    for i, line in enumerate(lines):
+        if "CMake Error" in line or "error:" in line.lower() or "FAILED:" in line:
+            following = next((t.strip() for t in lines[i + 1 : i + 4] if t.strip()), "")
+            return f"{line.strip()} {following}".strip() if "CMake Error" in line else line.strip()
+    return lines[-1].strip() if lines else "(no output)"
+
+
 def _progress(text: str, label: str) -> Progress | None:
     if match := _NINJA_PROGRESS.match(text):
         return Progress(step="build", done=int(match[1]), total=int(match[2]), label=label, subject=label)
@@ -75,14 +84,64 @@ def _streamed(
                 yield progress
     except CommandFailed as failed:
         log.flush()
-        errors = [t for t in failed.tail if "error" in t.lower()]
-        hint = (errors or failed.tail or ["(no output)"])[-1].strip()
+        hint = first_error(failed.tail)
         raise EnvironmentProblem(
             f"{what} failed for {label} (exit {failed.returncode}): {hint}",
             where=str(cwd / BUILD_LOG),
             fix="read the build log for the first error; if the build folder is in a bad state, delete it "
             "and build again",
         ) from failed
+
+
+def configure(
+    *,
+    cmake: Tool,
+    source_dir: Path,
+    build_dir: Path,
+    configure_args: Sequence[str],
+    generator: str,
+    label: str,
+    cancel: threading.Event | None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Event]:
+    """`cmake -S -B -G <configure_args>`; re-running it on an existing folder is cheap and incremental."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    _reset_stale_cache(build_dir, source_dir, generator)
+    argv = [cmake.path, "-S", str(source_dir), "-B", str(build_dir), "-G", generator, *configure_args]
+    yield from _logged(argv, build_dir=build_dir, label=label, env=env, cancel=cancel, what="CMake configure")
+
+
+def build_target(
+    *,
+    cmake: Tool,
+    build_dir: Path,
+    target: str,
+    label: str,
+    cancel: threading.Event | None,
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+) -> Iterator[Event]:
+    """`cmake --build <build_dir> --target <target>` in an already configured folder."""
+    argv = [cmake.path, "--build", str(build_dir), "--target", target]
+    if jobs:
+        argv += ["--parallel", str(jobs)]
+    yield from _logged(argv, build_dir=build_dir, label=label, env=env, cancel=cancel, what="the build")
+
+
+def _logged(
+    argv: Sequence[str],
+    *,
+    build_dir: Path,
+    label: str,
+    env: Mapping[str, str] | None,
+    cancel: threading.Event | None,
+    what: str,
+) -> Iterator[Event]:
+    # Appended, not overwritten: an incremental rebuild keeps the history of the folder it reuses.
+    with (build_dir / BUILD_LOG).open("a") as log:
+        log.write(f"\n==== {datetime.now(UTC).isoformat()} {label}\n$ {' '.join(argv)}\n")
+        yield LogLine(step="build", text="$ " + " ".join(argv), source=f"cmake:{label}")
+        yield from _streamed(argv, label=label, log=log, cwd=build_dir, env=env, cancel=cancel, what=what)
 
 
 def configure_and_build(
@@ -98,35 +157,45 @@ def configure_and_build(
     env: Mapping[str, str] | None = None,
     jobs: int | None = None,
 ) -> Iterator[Event]:
-    """Run `cmake -S -B <configure_args>` then `cmake --build --target <target>`; both reuse the folder."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    _reset_stale_cache(build_dir, source_dir, generator)
-    configure = [cmake.path, "-S", str(source_dir), "-B", str(build_dir), "-G", generator, *configure_args]
-    build = [cmake.path, "--build", str(build_dir), "--target", target]
-    if jobs:
-        build += ["--parallel", str(jobs)]
-    with (build_dir / BUILD_LOG).open("a") as log:
-        log.write(f"\n==== {datetime.now(UTC).isoformat()} {label}\n$ {' '.join(configure)}\n")
-        yield LogLine(step="build", text="$ " + " ".join(configure), source=f"cmake:{label}")
-        yield from _streamed(
-            configure, label=label, log=log, cwd=build_dir, env=env, cancel=cancel, what="CMake configure"
-        )
-        log.write(f"$ {' '.join(build)}\n")
-        yield LogLine(step="build", text="$ " + " ".join(build), source=f"cmake:{label}")
-        yield from _streamed(
-            build, label=label, log=log, cwd=build_dir, env=env, cancel=cancel, what="the build"
-        )
+    """Configure then build `target`; both reuse the folder."""
+    yield from configure(
+        cmake=cmake,
+        source_dir=source_dir,
+        build_dir=build_dir,
+        configure_args=configure_args,
+        generator=generator,
+        label=label,
+        cancel=cancel,
+        env=env,
+    )
+    yield from build_target(
+        cmake=cmake, build_dir=build_dir, target=target, label=label, cancel=cancel, env=env, jobs=jobs
+    )
 
 
-def compiler_version(path: str) -> str:
-    if not path:
-        return ""
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except OSError:
-        return ""
-    lines = out.stdout.strip().splitlines()
-    return lines[0] if lines else ""
+def compiler_info(build_dir: Path) -> dict[str, str]:
+    """The C++ compiler CMake actually used, from CMakeFiles/<version>/CMakeCXXCompiler.cmake.
+
+    The cache alone is not enough: a toolchain file (the NDK's) sets the compiler as a plain variable,
+    so it never reaches CMakeCache.txt.
+    """
+    info = {"path": "", "id": "", "version": "", "version_line": ""}
+    for path in sorted(build_dir.glob("CMakeFiles/*/CMakeCXXCompiler.cmake")):
+        text = path.read_text(errors="replace")
+        for key, name in (("path", "CMAKE_CXX_COMPILER"), ("id", "CMAKE_CXX_COMPILER_ID"),
+                          ("version", "CMAKE_CXX_COMPILER_VERSION")):  # fmt: skip
+            match = re.search(rf'^set\({name} "([^"]*)"\)', text, re.MULTILINE)
+            if match:
+                info[key] = match[1]
+    if info["path"]:
+        try:
+            out = subprocess.run(
+                [info["path"], "--version"], capture_output=True, text=True, timeout=30, check=False
+            )
+            info["version_line"] = next(iter(out.stdout.strip().splitlines()), "")
+        except OSError:
+            pass
+    return info
 
 
 def build_manifest(
@@ -144,7 +213,6 @@ def build_manifest(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     cache = read_cache(build_dir / "CMakeCache.txt")
-    cxx = cache.get("CMAKE_CXX_COMPILER", ("", ""))[1]
     manifest: dict[str, Any] = {
         "schema": SCHEMA,
         "variant": variant,
@@ -162,7 +230,7 @@ def build_manifest(
             "args": list(configure_args),
         },
         "cmake_cache": select(cache, cache_prefixes),
-        "compiler": {"path": cxx, "version": compiler_version(cxx)},
+        "compiler": compiler_info(build_dir),
         "executorch": dict(executorch),
         "host": host_facts(),
     }
