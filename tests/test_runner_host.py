@@ -161,6 +161,7 @@ def test_build_streams_events_and_writes_a_truthful_manifest(build_events: list[
         "compiler",
         "executorch-cmake",
         "architecture",
+        "runs",
     }
     finished = build_events[-1]
     assert isinstance(finished, StepFinished) and finished.ok
@@ -203,6 +204,14 @@ def test_rebuild_is_incremental_and_find_rejects_a_changed_binary(
     with (copy / BINARY_NAME).open("ab") as f:
         f.write(b"\0")
     assert find_host_runner(tmp_path) is None
+
+    # A runner built from other runner sources (an older sme2tui) is not offered either.
+    other = tmp_path / "other" / "host-native"
+    other.mkdir(parents=True)
+    (other / BINARY_NAME).write_bytes(runner.read_bytes())
+    manifest = json.loads((runner.parent / "runner_manifest.json").read_text())
+    (other / "runner_manifest.json").write_text(json.dumps({**manifest, "source_sha256": "0" * 64}))
+    assert find_host_runner(tmp_path / "other") is None
 
 
 # -------------------------------------------------------------------------------- runner vs Python

@@ -6,6 +6,7 @@ built on (x86-64 or arm64 Linux, arm64 macOS).
 from __future__ import annotations
 
 import platform
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,20 @@ _NEEDED_BYTES = 64 * 2**20  # one object file, one binary, CMake's scratch files
 def host_build_dir(build_root: Path) -> Path:
     """Where the host runner lives under a runners folder: `<build_root>/host-native/`."""
     return build_root / VARIANT
+
+
+def _smoke_test(binary: Path) -> None:
+    # Starting it proves the dynamic loader finds every ExecuTorch library through the recorded rpath;
+    # a broken rpath would otherwise surface only at the first measurement.
+    result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise EnvironmentProblem(
+            f"the freshly built host runner does not start (exit {result.returncode}): "
+            f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}",
+            where=str(binary),
+            fix="reinstall the executorch wheel (pip install --force-reinstall executorch==1.5.1), delete "
+            "the build folder and build again",
+        )
 
 
 def find_host_runner(build_root: Path) -> Path | None:
@@ -117,6 +132,10 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None)
             where=str(binary),
             fix="unset CXX (or point it at the native compiler), delete the build folder and rebuild",
         )
+    _smoke_test(binary)
+    yield Checkpoint(
+        step="build", name="runs", status="pass", detail=f"{binary.name} --help starts", subject=VARIANT
+    )
     yield Checkpoint(
         step="build",
         name="architecture",
