@@ -401,3 +401,27 @@ def test_devices_report_covers_every_device_even_unready_ones(lab: Lab) -> None:
     assert "SME: sme-only" in text and "EMULATOR" in text
     assert "LOCKED0001  unauthorized" in text
     assert render_devices_text([]).startswith("no devices")
+
+
+def test_a_hung_program_is_killed_on_the_device_after_the_timeout(lab: Lab, phone: FakeDevice) -> None:
+    phone.kill_on_hangup = False  # like adbd with a pty-less shell: hanging up does not stop the program
+    session = DeviceSession(AndroidClient(f"127.0.0.1:{lab.port}", timeouts=FAST), SME2_SERIAL)
+    # Control: a raw command line that times out keeps running on the device.
+    with pytest.raises(AndroidDeviceError):
+        session.run_line("sleep 30", timeout=0.3)
+    assert lab.server.running_commands == 1
+    with pytest.raises(AndroidDeviceError) as info:
+        session.run(["sleep", "31"], timeout=0.3)
+    assert info.value.kind is Fault.TIMEOUT
+    assert info.value.detail is not None and "has been killed" in info.value.detail
+    deadline = time.monotonic() + 3
+    while lab.server.running_commands > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lab.server.running_commands == 1  # only the control is left
+    assert list(phone.host_path(f"{TOOL_DIR}/.pids").iterdir()) == []
+
+
+def test_pid_files_are_removed_after_normal_runs(session: DeviceSession, phone: FakeDevice) -> None:
+    session.run(["true"], check=True)
+    assert session.run(["sh", "-c", "exit 4"]).exit_code == 4
+    assert list(phone.host_path(f"{TOOL_DIR}/.pids").iterdir()) == []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sme2tui.android import AndroidClient, AndroidDeviceError, DeviceSession, Fault, Timeouts
-from sme2tui.android.shell import MAX_COMMAND_BYTES, command_line, join, quote
+from sme2tui.android.shell import MAX_COMMAND_BYTES, command_line, join, kill_line, quote
 from tests.adb_double import SME2_PHONE
 from tests.adb_double.fixtures import SME2_SERIAL, Lab, double_lab
 
@@ -110,6 +110,48 @@ def test_command_line_parts() -> None:
 def test_command_line_refuses_unsafe_env_names_and_masks(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(AndroidDeviceError, match=message):
         command_line(["true"], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("script", "status"), [("exit 5", 5), ("kill -9 $$", 137), ("kill -SEGV $$", 139)])
+def test_pidfile_form_keeps_exit_status_and_cleans_up(tmp_path: Path, script: str, status: int) -> None:
+    pidfile = tmp_path / "pids" / "p1"
+    line = command_line(["sh", "-c", script], env={"A": "x y"}, cwd=str(tmp_path), pidfile=str(pidfile))
+    done = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=10)
+    assert done.returncode == status
+    assert not pidfile.exists() and pidfile.parent.is_dir()
+
+
+def test_pidfile_form_records_the_programs_pid_and_env(tmp_path: Path) -> None:
+    pidfile = tmp_path / "p2"
+    line = command_line(
+        ["sh", "-c", 'echo "$$ $A"; cat "$0"', str(pidfile)], env={"A": "it's"}, pidfile=str(pidfile)
+    )
+    out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=10, text=True).stdout.split(
+        "\n"
+    )
+    pid, a = out[0].split(" ", 1)
+    assert a == "it's"
+    assert out[1] == pid  # the pid file names the program itself, not a wrapper shell
+
+
+def test_kill_line_kills_only_the_recorded_program(tmp_path: Path) -> None:
+    pidfile = tmp_path / "p3"
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile.write_text(f"{proc.pid}\n")
+        out = subprocess.run(
+            ["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True
+        )
+        assert out.stdout == "killed\n"
+        assert proc.wait(timeout=5) == -9
+        assert not pidfile.exists()
+        again = subprocess.run(
+            ["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True
+        )
+        assert again.stdout == "" and again.returncode == 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def test_overlong_command_is_refused_before_sending() -> None:

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import secrets
 import signal
 import tempfile
 import time
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from sme2tui.android.client import AndroidClient, Timeouts
 
 TOOL_DIR = "/data/local/tmp/sme2tui"
+PID_DIR = f"{TOOL_DIR}/.pids"  # one file per running program, so a hung one can be killed by pid
 _T = TypeVar("_T")
 
 STORAGE_FIX = (
@@ -219,10 +221,28 @@ class DeviceSession:
         timeout: float | None = None,
         check: bool = False,
     ) -> RunResult:
-        """Run argv on the device (quoted word by word), optionally pinned with taskset to `cpu_mask`."""
-        line = shell.command_line(argv, env=env, cwd=cwd, cpu_mask=cpu_mask)
-        result = self.run_line(line, timeout=timeout)
+        """Run argv on the device (quoted word by word), optionally pinned with taskset to `cpu_mask`.
+
+        On a timeout or a dropped connection the program is killed on the device, so a hung runner does not
+        keep a core busy (and hot) under the next measurement.
+        """
+        pidfile = f"{PID_DIR}/{secrets.token_hex(8)}"
+        line = shell.command_line(argv, env=env, cwd=cwd, cpu_mask=cpu_mask, pidfile=pidfile)
+        try:
+            result = self.run_line(line, timeout=timeout)
+        except AndroidDeviceError as exc:
+            if exc.kind in (Fault.TIMEOUT, Fault.CONNECTION_LOST) and self._kill_leftover(pidfile):
+                exc.detail = f"{exc.detail or ''}\n(it was still running on the device and has been killed)"
+            raise
         return result.check(where=self.serial) if check else result
+
+    def _kill_leftover(self, pidfile: str) -> bool:
+        try:
+            line = shell.kill_line(pidfile)
+            result = self.run_line(line, timeout=min(self.timeouts.query, 10.0), phase="cleanup")
+        except AndroidDeviceError:
+            return False  # the device is unreachable; nothing more we can do from here
+        return "killed" in result.stdout
 
     def ensure_dir(self, remote: str) -> None:
         self._query(["mkdir", "-p", _require_absolute(remote)], "mkdir").check(self.serial)

@@ -8,6 +8,7 @@ Only NUL cannot be carried (the command is a C string), so it is refused.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import TYPE_CHECKING
 
@@ -52,11 +53,18 @@ def command_line(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     cpu_mask: str | None = None,
+    pidfile: str | None = None,
 ) -> str:
-    """`cd CWD && NAME=value... taskset MASK argv...`, every user-supplied piece quoted."""
+    """`cd CWD && NAME=value... taskset MASK argv...`, every user-supplied piece quoted.
+
+    With `pidfile`, the program runs as a background job of the device shell whose pid is written to
+    `pidfile` (removed when it ends) and whose exit status (128+N for signal N) becomes the shell's. adbd
+    does not kill a pty-less command when the client goes away, so this pid is how a timed-out or
+    orphaned run gets stopped (see `kill_line`).
+    """
     if not argv:
         raise ValueError("argv is empty")
-    words: list[str] = []
+    assignments: list[str] = []
     for name, value in (env or {}).items():
         if not _ENV_NAME.match(name):
             raise AndroidDeviceError(
@@ -64,7 +72,8 @@ def command_line(
                 f"{name!r} is not a valid environment variable name",
                 fix="use letters, digits and underscores, not starting with a digit",
             )
-        words.append(f"{name}={quote(value)}")
+        assignments.append(f"{name}={quote(value)}")
+    words: list[str] = []
     if cpu_mask is not None:
         if not _CPU_MASK.match(cpu_mask) or int(cpu_mask, 16) == 0:
             raise AndroidDeviceError(
@@ -74,9 +83,23 @@ def command_line(
             )
         words += ["taskset", cpu_mask.lower().removeprefix("0x")]
     words.append(join(argv))
-    line = " ".join(words)
-    if cwd is not None:
-        line = f"cd {quote(cwd)} && {line}"
+    program = " ".join(words)
+    if pidfile is None:
+        line = " ".join([*assignments, program])
+        if cwd is not None:
+            line = f"cd {quote(cwd)} && {line}"
+    else:
+        # `export` rather than `A=b exec ...`: whether prefix assignments reach an exec'd program is a
+        # corner where shells have differed.
+        steps = [f"cd {quote(cwd)}"] if cwd is not None else []
+        if assignments:
+            steps.append("export " + " ".join(assignments))
+        steps.append(f"exec {program}")
+        pid = quote(pidfile)
+        line = (
+            f"mkdir -p {quote(posixpath.dirname(pidfile))} && "
+            f"{{ ( {' && '.join(steps)} ) & echo $! > {pid}; wait $!; rc=$?; rm -f {pid}; exit $rc; }}"
+        )
     if len(line.encode()) > MAX_COMMAND_BYTES:
         raise AndroidDeviceError(
             Fault.UNSAFE,
@@ -84,3 +107,9 @@ def command_line(
             fix="shorten the extra runner arguments or paths",
         )
     return line
+
+
+def kill_line(pidfile: str) -> str:
+    """Kill the program recorded in `pidfile` (if it still runs) and remove the file; prints "killed"."""
+    pid = quote(pidfile)
+    return f'[ -f {pid} ] && kill -9 "$(cat {pid})" 2>/dev/null && echo killed; rm -f {pid}'

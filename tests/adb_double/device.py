@@ -120,6 +120,8 @@ class FakeDevice:
         self.fixture = fixture
         self.faults = Faults()
         self.present = True
+        # Whether a command dies when its client hangs up (see shell_exec._hang_up).
+        self.kill_on_hangup = True
         self.transport_id = 0  # assigned by the server that hosts it
         self._state = state
         self._lock = threading.Lock()

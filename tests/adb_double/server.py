@@ -126,6 +126,12 @@ class AdbDoubleServer:
             return list(self._devices.values())
 
     @property
+    def running_commands(self) -> int:
+        """Shell commands whose process has not been reaped yet."""
+        with self._lock:
+            return sum(1 for p in self._procs if p.poll() is None)
+
+    @property
     def requests(self) -> list[str]:
         """Every first request of every connection (host services), in arrival order."""
         with self._lock:

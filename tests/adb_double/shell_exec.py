@@ -3,8 +3,9 @@
 v1 (`shell:`) sends stdout and stderr merged as raw bytes and closes; there is no exit status.
 v2 (`shell,v2:`) frames output as packets (1 stdout, 2 stderr) and ends with packet 3 carrying one byte of
 exit status; a command killed by signal N reports 128+N, as adbd does.
-When the client goes away (closes, or gives up after its timeout) the command's process group is killed,
-the way adbd hangs up on a shell whose socket closed.
+When the client goes away (closes, or gives up after its timeout) the command's process group is killed
+(`FakeDevice.kill_on_hangup`, default on); turn it off to model adbd leaving a pty-less command running,
+so that a client's own clean-up can be tested.
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ class OutputUnmapper:
 def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _hang_up(device: FakeDevice, proc: subprocess.Popen[bytes], stop: threading.Event) -> None:
+    """The client left while the command ran. With `kill_on_hangup` the whole group dies at once; without it
+    (what adbd does for a shell without a pty) only the pipes close, and the command lives on until it
+    ends, writes into a closed pipe, or someone kills it — the server's stop() at the latest."""
+    if device.kill_on_hangup:
+        _kill_group(proc)
+        proc.wait(timeout=5)
+        return
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    while proc.poll() is None and not stop.wait(0.05):
+        pass
 
 
 def wait_for_hangup(sock: socket.socket, stop: threading.Event) -> None:
@@ -116,11 +132,9 @@ def run_shell(
             if v2:
                 wire.send_all(sock, wire.shell_v2_packet(3, bytes([status & 0xFF])))
         else:
-            _kill_group(proc)
-            proc.wait(timeout=5)
+            _hang_up(device, proc, stop)
     except wire.PeerGone:
-        _kill_group(proc)
-        proc.wait(timeout=5)
+        _hang_up(device, proc, stop)
     finally:
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
