@@ -212,8 +212,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     printer = EventPrinter()
     finished: Any = None
     for event in run_doctor(Path("runs")):
-        if not args.sub_json:
-            printer(event)
+        printer(event)  # progress always goes to stderr; stdout carries only the JSON
         finished = event
     if args.sub_json:
         _print_json({"ok": finished.ok, **finished.data})
@@ -261,8 +260,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sme2tui import events as ev
 
     for event in run_exports(config, cache_root=root / ".cache" / "exports", config_dir=config_dir, results=results):
-        if not args.sub_json:
-            printer(event)
+        printer(event)
         if isinstance(event, ev.StepFinished):
             ok = event.ok
         if isinstance(event, ev.Checkpoint) and event.status == "fail":
@@ -301,8 +299,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         folder, config = RunFolder.open(path)
         summary = None
         for event in analyze_run(folder, config, categories=args.sub_categories):
-            if not args.sub_json:
-                printer(event)
+            printer(event)
             if getattr(event, "step", None) == "analyze" and type(event).__name__ == "StepFinished":
                 summary = event.data.get("summary")  # type: ignore[attr-defined]
                 if not event.ok:  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sme2tui.errors import ConfigError
+from sme2tui.models.registry import BUILTIN_MODELS
 
 Dtype = Literal["fp32", "fp16", "int8", "int8-dynamic"]
 Delegate = Literal["xnnpack", "portable"]
@@ -31,7 +32,9 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """One model: a built-in (`builtin`), your own factory (`factory`), or a ready `.pte` (`pte`)."""
 
-    name: Annotated[str, Field(pattern=SLUG, description="Short id used in cell names and reports.")] = ""
+    name: Annotated[str, Field(pattern=SLUG)] | None = Field(
+        None, description="Short id used in cell names and reports (default: derived from the source)."
+    )
     builtin: str | None = Field(None, description="Built-in model id, see `sme2tui models`.")
     factory: str | None = Field(
         None,
@@ -47,6 +50,11 @@ class ModelSpec(_Strict):
         sources = [s for s in (self.builtin, self.factory, self.pte) if s]
         if len(sources) != 1:
             raise ValueError("give exactly one of `builtin`, `factory` or `pte`")
+        if self.builtin and self.builtin not in BUILTIN_MODELS:
+            guess = difflib.get_close_matches(self.builtin, list(BUILTIN_MODELS), n=1)
+            hint = f"did you mean `{guess[0]}`? " if guess else ""
+            raise ValueError(f"unknown built-in model `{self.builtin}`; {hint}built-in models: "
+                             f"{', '.join(BUILTIN_MODELS)}")
         if self.etrecord and not self.pte:
             raise ValueError("`etrecord` only goes with `pte`")
         if self.factory and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.factory):

@@ -86,6 +86,7 @@ class Pipeline:
         folder = self.folder
         try:
             yield from self._record(self._steps(folder))
+            folder.finish(self.result.status)  # after the event log is closed, so its hash is final
         except (KeyboardInterrupt, Interrupted):
             self._stop(folder, "interrupted")
             self.result.exit_code = ExitCode.INTERRUPTED
@@ -134,7 +135,6 @@ class Pipeline:
         cells = folder.manifest["cells"].values()
         all_done = all(c.get("status") == "done" for c in cells)
         status = "complete" if all_done else "partial"
-        folder.finish(status)
         self.result.status = status
         yield StepFinished("report", ok=True, summary=f"run {status}: {folder.root.name}")
         if not export_ok:

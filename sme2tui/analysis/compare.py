@@ -75,6 +75,14 @@ def compare_cells(base: CellAnalysis, cand: CellAnalysis, *, seed: int = 0) -> P
             }
         before, before_share = _dominant(base.categories_ms)
         after, after_share = _dominant(cand.categories_ms)
+        overhead = cand.categories_ms.get("OVERHEAD", 0.0)
+        if overhead > max(v for k, v in cand.categories_ms.items() if k != "OVERHEAD"):
+            result.bottleneck_note = (
+                f"OVERHEAD (time outside any operator: runtime dispatch, delegate entry) is the largest part of "
+                f"{cand.variant} ({overhead / cand.latency.median:.0%}); the model is small enough that "
+                f"per-call costs matter more than kernels")
+            result.bottleneck_before, result.bottleneck_after = before, "OVERHEAD"
+            return _with_operators(result, base, cand)
         result.bottleneck_before, result.bottleneck_after = before, after
         if before and after and before != after:
             result.bottleneck_note = (
@@ -83,6 +91,10 @@ def compare_cells(base: CellAnalysis, cand: CellAnalysis, *, seed: int = 0) -> P
         elif after:
             result.bottleneck_note = (f"{after} dominates both sides ({before_share:.0%} → {after_share:.0%}); "
                                       f"it is still the place to look")
+    return _with_operators(result, base, cand)
+
+
+def _with_operators(result: PairComparison, base: CellAnalysis, cand: CellAnalysis) -> PairComparison:
     base_ops = {(o.instruction_id, o.name): o for o in base.operators}
     deltas = []
     for op in cand.operators:

@@ -24,8 +24,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     for m in (
         BuiltinModel(
             "mobilenet_quick", "mobilenet", "quick",
-            "MobileNetV3-style CNN, 64x64 input: depthwise-separable convs, BN, hardswish, squeeze-excite",
-            {"resolution": 64, "width": 0.5, "blocks": "quick"},
+            "MobileNetV3-style CNN, 128x128 input, 4 blocks: depthwise-separable convs, BN, hardswish, squeeze-excite",
+            {"resolution": 128, "width": 1.0, "blocks": "quick"},
         ),
         BuiltinModel(
             "mobilenet", "mobilenet", "full",
