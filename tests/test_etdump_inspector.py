@@ -113,6 +113,36 @@ def test_same_events_and_durations_as_inspector(traces: dict[str, Made], variant
     )
 
 
+def test_debug_events_are_skipped(traces: dict[str, Made], tmp_path: Path) -> None:
+    """With a debug buffer the runtime also logs DebugEvents (intermediate and program outputs) into the
+    same event vectors; they are not profile events and must not disturb iterations or nesting."""
+    import torch
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(
+        str(traces["xnnpack_fp32"].pte), enable_etdump=True, debug_buffer_size=1 << 20
+    )
+    method = program.load_method("forward")
+    for _ in range(3):
+        method.execute([torch.randn(1, 8, 32, 32)])
+    etdump = tmp_path / "debug.etdp"
+    program.write_etdump_result_to_file(str(etdump), str(tmp_path / "debug.bin"))
+
+    from executorch.devtools.etdump.serialize import deserialize_from_etdump_flatcc
+
+    decoded = deserialize_from_etdump_flatcc(etdump.read_bytes())
+    kinds = [
+        (event.profile_event is not None, event.debug_event is not None)
+        for run in decoded.run_data
+        for event in run.events or []
+    ]
+    assert (False, True) in kinds, "the runtime logged no debug events: this test checks nothing"
+    trace = read_etdump(etdump)
+    assert trace.event_count == kinds.count((True, False))
+    assert len(trace.iterations) == 3
+    _assert_same(_our_blocks(trace), _inspector_blocks(etdump, None))
+
+
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.etdp")), ids=lambda p: p.stem)
 def test_committed_fixtures_agree_with_inspector(path: Path) -> None:
     _assert_same(_our_blocks(read_etdump(path)), _inspector_blocks(path, None))

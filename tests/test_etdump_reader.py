@@ -20,6 +20,7 @@ from sme2tui.errors import AnalysisError
 from sme2tui.etdump import (
     EtdumpError,
     EtdumpTrace,
+    EventKind,
     Iteration,
     ProfileEvent,
     iteration_total_ns,
@@ -151,7 +152,9 @@ def test_a_wrapper_without_children_is_a_leaf() -> None:
 
 
 def test_fast_constructor_builds_the_same_object_as_the_dataclass() -> None:
-    values = ("Add (ND) #1", 0, 3, -1, "Add (ND) #1", 5_000_000_000, 5_000_001_000, "delegated_op", 7)
+    values: tuple[str, int, int, int, str, int, int, EventKind, int] = (
+        "Add (ND) #1", 0, 3, -1, "Add (ND) #1", 5_000_000_000, 5_000_001_000, "delegated_op", 7
+    )  # fmt: skip
     fast = make_event(*values)
     assert fast == ProfileEvent(*values)
     assert repr(fast) == repr(ProfileEvent(*values))

@@ -29,6 +29,7 @@ COMMITTED = ("xnnpack_fp32", "portable_fp16")
 
 @dataclass(frozen=True)
 class Made:
+    pte: Path
     etdump: Path
     etrecord: Path
     wall_ns: list[int]  # perf_counter_ns around each execute call, for the tick-unit check
@@ -48,7 +49,8 @@ def _model() -> Any:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = torch.relu(self.conv(x))
-            return self.fc(y.mean(dim=(2, 3)))
+            out: torch.Tensor = self.fc(y.mean(dim=(2, 3)))
+            return out
 
     torch.manual_seed(0)
     return ConvMeanLinear().eval()
@@ -73,7 +75,7 @@ def make(out_dir: Path, variant: str, iterations: int) -> Made:
     ).to_executorch()
     pte = out_dir / f"{variant}.pte"
     pte.write_bytes(lowered.buffer)
-    made = Made(out_dir / f"{variant}.etdp", out_dir / f"{variant}.etrecord", [])
+    made = Made(pte, out_dir / f"{variant}.etdp", out_dir / f"{variant}.etrecord", [])
     lowered.get_etrecord().save(str(made.etrecord))
 
     program = Runtime.get().load_program(str(pte), enable_etdump=True, debug_buffer_size=0)
