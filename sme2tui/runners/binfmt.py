@@ -6,6 +6,7 @@ toolchain file, a host compiler picked up by mistake) is caught before anything 
 
 from __future__ import annotations
 
+import platform
 import struct
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +35,15 @@ _FAT_MAGIC = b"\xca\xfe\xba\xbe"
 
 # Architecture names as the rest of sme2tui speaks them, per binary-format spelling.
 CANONICAL = {"x86-64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+_HOST_MACHINES = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def host_canonical() -> str:
+    """This machine's architecture in the same spelling as `BinaryArch.canonical`."""
+    machine = platform.machine()
+    return _HOST_MACHINES.get(machine, machine)
 
 
 class NotABinary(ValueError):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sme2tui.errors import EnvironmentProblem
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
-from sme2tui.runners.binfmt import CANONICAL
+from sme2tui.runners.binfmt import host_canonical
 from sme2tui.runners.cmake_build import Stopwatch, binary_arch, build_manifest, configure_and_build
 from sme2tui.runners.etpackage import find_executorch
 from sme2tui.runners.manifest import MANIFEST_NAME, read_manifest, sha256_of_tree, write_json_atomic
@@ -36,7 +36,6 @@ CACHE_PREFIXES = (
     "executorch_DIR",
     "SME2_RUNNER_",
 )
-_HOST_MACHINES = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 _NEEDED_BYTES = 64 * 2**20  # one object file, one binary, CMake's scratch files
 
 
@@ -125,8 +124,7 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None)
 
     binary = build_dir / BINARY_NAME
     arch = binary_arch(binary, VARIANT)
-    host = _HOST_MACHINES.get(platform.machine(), platform.machine())
-    if arch.canonical != host:
+    if arch.canonical != host_canonical():
         raise EnvironmentProblem(
             f"the host runner was built for {arch.machine}, but this machine is {platform.machine()}",
             where=str(binary),
@@ -172,14 +170,3 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None)
         summary=f"host runner built in {seconds:.1f} s ({arch.machine})",
         data={"variant": VARIANT, "binary": str(binary), "manifest": str(manifest_path), "seconds": seconds},
     )
-
-
-__all__ = [
-    "BINARY_NAME",
-    "CANONICAL",
-    "RUNNER_SRC",
-    "VARIANT",
-    "build_host_runner",
-    "find_host_runner",
-    "host_build_dir",
-]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sme2tui.errors import EnvironmentProblem
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.runners.binfmt import host_canonical
 from sme2tui.runners.cache_diff import require_only_sme_differs
 from sme2tui.runners.cmake_build import Stopwatch, binary_arch, build_manifest, build_target, configure
 from sme2tui.runners.manifest import MANIFEST_NAME, read_manifest, sha256_of, write_json_atomic
@@ -51,7 +52,6 @@ CACHE_PREFIXES = (
 )
 # A from-source ExecuTorch + XNNPACK build folder is about 1 GB.
 _BYTES_PER_VARIANT = 1536 * 2**20
-_HOST_CANONICAL = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def pair_build_dir(build_root: Path, target: Target, variant: str) -> Path:
@@ -73,8 +73,7 @@ def _expected_arch(target: Target) -> tuple[str, str]:
         return "ELF", "arm64"
     if target == "macos":
         return "Mach-O", "arm64"
-    machine = platform.machine()
-    return ("Mach-O" if platform.system() == "Darwin" else "ELF"), _HOST_CANONICAL.get(machine, machine)
+    return ("Mach-O" if platform.system() == "Darwin" else "ELF"), host_canonical()
 
 
 def _check_host(target: Target) -> Iterator[Event]:
@@ -85,7 +84,7 @@ def _check_host(target: Target) -> Iterator[Event]:
             where="target=macos",
             fix="run the build on an M-series Mac (M4 or newer has SME2), or build target=android here",
         )
-    if target == "host" and _HOST_CANONICAL.get(platform.machine()) != "arm64":
+    if target == "host" and host_canonical() != "arm64":
         yield Checkpoint(
             step="build",
             name="sme2-host",
@@ -294,8 +293,10 @@ def _build_one(
         extra["ndk"] = {"path": str(ndk.path), "revision": ndk.revision}
         extra["android_platform"] = android_platform
         extra["libcxx_shared"] = _copy_libcxx(ndk, build_dir)
-        yield ArtifactWritten(step="build", path=extra["libcxx_shared"]["path"], kind="runtime-library",
-                              sha256=extra["libcxx_shared"]["sha256"])  # fmt: skip
+        libcxx = extra["libcxx_shared"]
+        yield ArtifactWritten(
+            step="build", path=libcxx["path"], kind="runtime-library", sha256=libcxx["sha256"]
+        )
     manifest = build_manifest(
         variant=spec.name,
         binary=binary,
