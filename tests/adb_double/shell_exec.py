@@ -43,6 +43,9 @@ class OutputUnmapper:
             if self._root.startswith(data[-k:]):
                 hold = k
                 break
+        # A complete root right before the held part: whether it is followed by "/" is not known yet.
+        if data[: len(data) - hold].endswith(self._root):
+            hold += len(self._root)
         ready, self._tail = data[: len(data) - hold], data[len(data) - hold :]
         return self._unmap(ready)
 
