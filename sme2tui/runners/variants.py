@@ -77,6 +77,11 @@ def common_args(python: str | None = None) -> list[str]:
         "-DEXECUTORCH_BUILD_EXTENSION_DATA_LOADER=ON",
         "-DEXECUTORCH_BUILD_EXTENSION_FLAT_TENSOR=ON",
         "-DEXECUTORCH_BUILD_EXTENSION_RUNNER_UTIL=ON",
+        "-DEXECUTORCH_BUILD_EXTENSION_EVALUE_UTIL=ON",
+        # XNNPACK requires both; they are the defaults, stated so the manifest shows them.
+        "-DEXECUTORCH_BUILD_PTHREADPOOL=ON",
+        "-DEXECUTORCH_BUILD_CPUINFO=ON",
+        # Off by default in Release, and executor_runner reports its timing through the log.
         "-DEXECUTORCH_ENABLE_LOGGING=ON",
         # The build runs Python code generators; use this environment's interpreter for both variants.
         f"-DPYTHON_EXECUTABLE={python or sys.executable}",
