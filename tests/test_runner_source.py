@@ -67,7 +67,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Remote:
     return Remote(et, first, git(et, "rev-parse", "HEAD"), git(et, "branch", "--show-current"))
 
 
-def _setup(path: Path, **kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+def _setup(path: Path | None, **kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
     events = list(setup_executorch(path, **kwargs))
     finished = events[-1]
     assert isinstance(finished, StepFinished) and finished.ok
@@ -143,3 +143,16 @@ def test_a_folder_that_is_not_executorch_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(EnvironmentProblem, match="not an ExecuTorch source tree"):
         list(setup_executorch(tmp_path))
+
+
+def test_default_location_is_per_ref_and_reused(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _, first = _setup(None, ref=remote.first, remote=str(remote.path))
+    assert first["path"] == str(tmp_path / "cache" / "sme2tui" / f"executorch-{remote.first[:12]}")
+    assert first["adopted"] is False
+    _, again = _setup(None, ref=remote.first, remote=str(remote.path))
+    assert again["adopted"] is True and again["path"] == first["path"]
+    _, tag = _setup(None, ref="v1.5.1", remote=str(remote.path))
+    assert tag["path"].endswith("executorch-v1.5.1") and tag["commit"] == remote.first

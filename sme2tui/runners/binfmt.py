@@ -117,9 +117,7 @@ def _macho(data: bytes) -> BinaryArch:
     e, bits = _MACHO_MAGIC[data[:4]]
     (cputype,) = struct.unpack_from(e + "i", data, 4)
     cpu = cputype & 0xFFFFFFFF
-    return BinaryArch(
-        "Mach-O", _MACHO_CPUS.get(cpu, f"cputype={cpu:#x}"), bits, "little" if e == "<" else "big"
-    )
+    return BinaryArch("Mach-O", _MACHO_CPUS.get(cpu, f"cputype={cpu:#x}"), bits, "little" if e == "<" else "big")
 
 
 def _fat(data: bytes) -> BinaryArch:

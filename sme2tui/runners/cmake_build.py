@@ -189,9 +189,7 @@ def compiler_info(build_dir: Path) -> dict[str, str]:
                 info[key] = match[1]
     if info["path"]:
         try:
-            out = subprocess.run(
-                [info["path"], "--version"], capture_output=True, text=True, timeout=30, check=False
-            )
+            out = subprocess.run([info["path"], "--version"], capture_output=True, text=True, timeout=30, check=False)
             info["version_line"] = next(iter(out.stdout.strip().splitlines()), "")
         except OSError:
             pass

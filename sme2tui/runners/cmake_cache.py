@@ -27,6 +27,4 @@ def select(entries: dict[str, tuple[str, str]], prefixes: Iterable[str]) -> dict
     """Cache values whose key starts with one of `prefixes` (exact keys work too), sorted by key."""
     wanted = tuple(prefixes)
     # "-ADVANCED" entries only say whether cmake-gui hides a variable; they describe nothing built.
-    return {
-        k: v for k, (_, v) in sorted(entries.items()) if k.startswith(wanted) and not k.endswith("-ADVANCED")
-    }
+    return {k: v for k, (_, v) in sorted(entries.items()) if k.startswith(wanted) and not k.endswith("-ADVANCED")}

@@ -85,9 +85,7 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None)
     build_dir = build_dir.resolve()
     require_free_space(build_dir, _NEEDED_BYTES, "the host runner build")
     cmake = find_cmake()
-    yield Checkpoint(
-        step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}"
-    )
+    yield Checkpoint(step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}")
     cxx = find_cxx()
     yield Checkpoint(step="build", name="compiler", status="pass", detail=f"{cxx.version} at {cxx.path}")
     package = find_executorch()
@@ -131,9 +129,7 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None)
             fix="unset CXX (or point it at the native compiler), delete the build folder and rebuild",
         )
     _smoke_test(binary)
-    yield Checkpoint(
-        step="build", name="runs", status="pass", detail=f"{binary.name} --help starts", subject=VARIANT
-    )
+    yield Checkpoint(step="build", name="runs", status="pass", detail=f"{binary.name} --help starts", subject=VARIANT)
     yield Checkpoint(
         step="build",
         name="architecture",

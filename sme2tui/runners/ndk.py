@@ -34,9 +34,7 @@ class Ndk:
         if not found:
             raise EnvironmentProblem(
                 "the NDK has no arm64 libc++_shared.so",
-                where=str(
-                    self.path / "toolchains/llvm/prebuilt/<host>/sysroot/usr/lib/aarch64-linux-android"
-                ),
+                where=str(self.path / "toolchains/llvm/prebuilt/<host>/sysroot/usr/lib/aarch64-linux-android"),
                 fix="reinstall the NDK (sdkmanager --install 'ndk;27.2.12479018')",
             )
         return found[0]

@@ -100,8 +100,7 @@ def _check_arch(arch: BinaryArch, target: Target, variant: str, binary: Path) ->
     fmt, machine = _expected_arch(target)
     if not arch.format.startswith(fmt) or arch.canonical != machine:
         raise EnvironmentProblem(
-            f"the {target} runner {variant} is a {arch.format} {arch.machine} binary, expected {fmt} "
-            f"{machine}",
+            f"the {target} runner {variant} is a {arch.format} {arch.machine} binary, expected {fmt} {machine}",
             where=str(binary),
             fix="the wrong compiler was used: check the toolchain (ANDROID_NDK / --ndk, CC/CXX), delete "
             "this build folder and build again",
@@ -157,9 +156,7 @@ def build(
     source_dir = source_dir.expanduser().resolve()
     build_root = build_root.expanduser().resolve()
     cmake = find_cmake()
-    yield Checkpoint(
-        step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}"
-    )
+    yield Checkpoint(step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}")
     tree = describe_tree(source_dir)
     require_submodules(source_dir)
     yield Checkpoint(
@@ -172,9 +169,7 @@ def build(
     )
     ndk_info = find_ndk(ndk) if target == "android" else None
     if ndk_info is not None:
-        yield Checkpoint(
-            step="build", name="ndk", status="pass", detail=f"NDK {ndk_info.revision} at {ndk_info.path}"
-        )
+        yield Checkpoint(step="build", name="ndk", status="pass", detail=f"NDK {ndk_info.revision} at {ndk_info.path}")
     require_free_space(build_root, _BYTES_PER_VARIANT * len(specs), f"{len(specs)} runner build folder(s)")
     ninja = find_ninja()
     generator = "Ninja" if ninja else "Unix Makefiles"
@@ -229,9 +224,7 @@ def build(
     )
 
 
-def _check_pairs(
-    specs: list[Variant], build_root: Path, target: Target
-) -> Generator[Event, None, dict[str, str]]:
+def _check_pairs(specs: list[Variant], build_root: Path, target: Target) -> Generator[Event, None, dict[str, str]]:
     """Compare each on/off pair's caches; returns {variant: description of the check it passed}."""
     names = {s.name for s in specs}
     checks: dict[str, str] = {}
@@ -294,9 +287,7 @@ def _build_one(
         extra["android_platform"] = android_platform
         extra["libcxx_shared"] = _copy_libcxx(ndk, build_dir)
         libcxx = extra["libcxx_shared"]
-        yield ArtifactWritten(
-            step="build", path=libcxx["path"], kind="runtime-library", sha256=libcxx["sha256"]
-        )
+        yield ArtifactWritten(step="build", path=libcxx["path"], kind="runtime-library", sha256=libcxx["sha256"])
     manifest = build_manifest(
         variant=spec.name,
         binary=binary,

@@ -8,6 +8,8 @@ ever read: nothing here checks out, resets, or initialises anything in it.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -61,9 +63,7 @@ def _git() -> str:
 
 
 def _git_out(path: Path, *args: str) -> str:
-    result = subprocess.run(
-        [_git(), "-C", str(path), *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    result = subprocess.run([_git(), "-C", str(path), *args], capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
         raise EnvironmentProblem(
             f"git {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}",
@@ -79,8 +79,7 @@ def describe_tree(path: Path) -> SourceTree:
         raise EnvironmentProblem(
             "this folder is not an ExecuTorch source tree (no CMakeLists.txt at its root)",
             where=str(path),
-            fix="point --path at the root of an ExecuTorch checkout, or let `sme2tui setup executorch` "
-            "clone one",
+            fix="point --path at the root of an ExecuTorch checkout, or let `sme2tui setup executorch` clone one",
         )
     version_file = path / "version.txt"
     version = version_file.read_text().strip() if version_file.is_file() else ""
@@ -152,9 +151,7 @@ def _adopt(path: Path, ref: str | None) -> Iterator[Event]:
         status="warn" if tree.dirty or not tree.commit else "pass",
         detail=f"adopted {path} at {tree.commit[:12] or 'an unknown commit (not a git checkout)'}"
         + (" with local changes" if tree.dirty else ""),
-        fix="commit or stash the changes so the runners can be reproduced from the commit"
-        if tree.dirty
-        else "",
+        fix="commit or stash the changes so the runners can be reproduced from the commit" if tree.dirty else "",
     )
     if ref:
         wanted = _resolve_local(path, ref)
@@ -203,22 +200,24 @@ def _clone(path: Path, ref: str, remote: str, cancel: threading.Event | None) ->
             fix="pass --ref with an existing tag, branch or commit (default: the installed wheel's commit)",
         )
     yield from _git_stream(["-C", str(partial), "checkout", "--quiet", "--detach", commit], None, cancel)
-    yield from _git_stream(
-        [*config, "-C", str(partial), "submodule", "update", "--init", "--recursive"], None, cancel
-    )
+    yield from _git_stream([*config, "-C", str(partial), "submodule", "update", "--init", "--recursive"], None, cancel)
     partial.replace(path)
     tree = describe_tree(path)
     cloned = SourceTree(**{**tree.to_dict(), "adopted": False, "ref": ref, "remote": remote})
-    yield Checkpoint(
-        step="build", name="executorch-source", status="pass", detail=f"cloned {remote} at {commit[:12]}"
-    )
-    yield StepFinished(
-        step="build", ok=True, summary=f"ExecuTorch {commit[:12]} in {path}", data=cloned.to_dict()
-    )
+    yield Checkpoint(step="build", name="executorch-source", status="pass", detail=f"cloned {remote} at {commit[:12]}")
+    yield StepFinished(step="build", ok=True, summary=f"ExecuTorch {commit[:12]} in {path}", data=cloned.to_dict())
+
+
+def default_source_dir(ref: str) -> Path:
+    """Where a tool-managed clone of `ref` lives: one folder per ref under the user's cache directory,
+    so asking for another ref never rewrites an existing tree."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", ref)[:40]
+    return cache / "sme2tui" / f"executorch-{safe[:12] if re.fullmatch(r'[0-9a-f]{40}', ref) else safe}"
 
 
 def setup_executorch(
-    path: Path,
+    path: Path | None = None,
     *,
     ref: str | None = None,
     remote: str = UPSTREAM,
@@ -226,11 +225,17 @@ def setup_executorch(
 ) -> Iterator[Event]:
     """Adopt the ExecuTorch tree at `path` if there is one, else clone `remote` there at `ref`.
 
+    Without `path`, the tree lives in `default_source_dir(ref)` (a clone made by an earlier call for the
+    same ref is adopted, not cloned again).
+
     `ref` defaults to the installed wheel's commit when cloning; when adopting it is only compared (a
     warning if the tree is elsewhere), never checked out. The last event is StepFinished whose `data` is
     `SourceTree.to_dict()`: path, commit, dirty, adopted, ref, remote, version.
     """
     yield StepStarted(step="build", title="Set up the ExecuTorch source tree")
+    if path is None:
+        ref = ref or default_ref()
+        path = default_source_dir(ref)
     path = path.expanduser().resolve()
     if path.exists() and any(path.iterdir()):
         yield LogLine(step="build", text=f"{path} exists: adopting it as is", source="git")

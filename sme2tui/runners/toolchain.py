@@ -101,8 +101,7 @@ def require_free_space(path: Path, needed_bytes: int, what: str) -> None:
     free = shutil.disk_usage(probe).free
     if free < needed_bytes:
         raise EnvironmentProblem(
-            f"not enough disk space for {what}: {free // 2**20} MiB free, about {needed_bytes // 2**20} MiB "
-            "needed",
+            f"not enough disk space for {what}: {free // 2**20} MiB free, about {needed_bytes // 2**20} MiB needed",
             where=str(probe),
             fix="free some space or choose a build folder on a bigger disk",
         )
