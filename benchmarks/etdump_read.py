@@ -176,9 +176,7 @@ def _fmt_mb(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="profile events in the made trace")
     parser.add_argument("--etdump", type=Path, help="measure this ETDump instead of making one")
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the made trace here")
@@ -222,12 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\ntrace: {etdump} ({etdump.stat().st_size / 1e6:.1f} MB, {ours['events']} profile events, "
         f"{runs[0]['iterations']} iterations)"
     )
-    print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; reader best of {len(runs)}, Inspector once"
-    )
-    header = (
-        f"{'':28}{'time (s)':>10}{'peak RSS (MB)':>15}{'RSS after imports (MB)':>24}{'peak - imports':>16}"
-    )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; reader best of {len(runs)}, Inspector once")
+    header = f"{'':28}{'time (s)':>10}{'peak RSS (MB)':>15}{'RSS after imports (MB)':>24}{'peak - imports':>16}"
     print(header)
     for label, row in (
         ("sme2tui.etdump.read_etdump", ours),

@@ -40,9 +40,7 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Made]:
 
 
 def _key(event: ProfileEvent) -> Key:
-    identifier = (
-        event.delegate_debug_id_int if event.delegate_debug_id_int != -1 else event.delegate_debug_id_str
-    )
+    identifier = event.delegate_debug_id_int if event.delegate_debug_id_int != -1 else event.delegate_debug_id_str
     return (event.name, event.instruction_id, identifier)
 
 
@@ -101,16 +99,10 @@ def test_same_events_and_durations_as_inspector(traces: dict[str, Made], variant
     assert trace.event_count == sum(len(raw) for block in theirs for raw in block.values())
     # Per-iteration totals, in execution order, are Inspector's Method::execute values.
     their_totals = [
-        ms
-        for block in theirs
-        for (name, _, _), raw in block.items()
-        if name == "Method::execute"
-        for ms in raw
+        ms for block in theirs for (name, _, _), raw in block.items() if name == "Method::execute" for ms in raw
     ]
     assert len(trace.iterations) == ITERATIONS
-    assert sorted(total / NS_PER_MS for total in iteration_total_ns(trace)) == pytest.approx(
-        sorted(their_totals)
-    )
+    assert sorted(total / NS_PER_MS for total in iteration_total_ns(trace)) == pytest.approx(sorted(their_totals))
 
 
 def test_debug_events_are_skipped(traces: dict[str, Made], tmp_path: Path) -> None:
@@ -119,9 +111,7 @@ def test_debug_events_are_skipped(traces: dict[str, Made], tmp_path: Path) -> No
     import torch
     from executorch.runtime import Runtime
 
-    program = Runtime.get().load_program(
-        str(traces["xnnpack_fp32"].pte), enable_etdump=True, debug_buffer_size=1 << 20
-    )
+    program = Runtime.get().load_program(str(traces["xnnpack_fp32"].pte), enable_etdump=True, debug_buffer_size=1 << 20)
     method = program.load_method("forward")
     for _ in range(3):
         method.execute([torch.randn(1, 8, 32, 32)])
@@ -175,9 +165,7 @@ def test_wrappers_contain_their_children(traces: dict[str, Made], variant: str) 
 
 
 @pytest.mark.parametrize("variant", [v for v, (delegate, _) in VARIANTS.items() if delegate])
-def test_xnnpack_internal_events_cover_most_of_their_delegate_call(
-    traces: dict[str, Made], variant: str
-) -> None:
+def test_xnnpack_internal_events_cover_most_of_their_delegate_call(traces: dict[str, Made], variant: str) -> None:
     """For the conv delegate (the one doing real work), XNNPACK's own events add up to most of the
     DELEGATE_CALL; the rest is the delegate's call overhead (FACTS.md: ~0.85-0.98)."""
     ratios = []

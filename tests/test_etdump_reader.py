@@ -193,9 +193,7 @@ def test_every_raw_field_matches_flatc(path: Path, tmp_path: Path) -> None:
                  profile["start_time"], profile["end_time"])
             )  # fmt: skip
     trace = read_etdump(path)
-    got = [
-        _row(event)[:7] for event in (*trace.load_events, *(e for it in trace.iterations for e in it.events))
-    ]
+    got = [_row(event)[:7] for event in (*trace.load_events, *(e for it in trace.iterations for e in it.events))]
     assert sorted(got, key=lambda row: (row[5], row[6], str(row[0]))) == sorted(
         expected, key=lambda row: (row[5], row[6], str(row[0]))
     )

@@ -29,9 +29,7 @@ class Assembler:
         # Events after the run's last Method::execute belong to no iteration (e.g. a runner's own events
         # outside execute): keep them as non-iteration (kind "load") events rather than drop them.
         for name, chain, instruction, dd_int, dd_str, begin, end, _ in records[start:]:
-            self.load_events.append(
-                make_event(name, chain, instruction, dd_int, dd_str, begin, end, "load", -1)
-            )
+            self.load_events.append(make_event(name, chain, instruction, dd_int, dd_str, begin, end, "load", -1))
 
     def _add_iteration(self, records: list[Record], first: int, stop: int) -> None:
         chunk = records[first:stop]
@@ -46,9 +44,7 @@ class Assembler:
                 chunk, _parents(chunk), strict=True
             )
         )
-        self.iterations.append(
-            Iteration(index=len(self.iterations), total=events[-1].duration, events=events)
-        )
+        self.iterations.append(Iteration(index=len(self.iterations), total=events[-1].duration, events=events))
 
 
 def _parents(records: list[Record]) -> list[int]:

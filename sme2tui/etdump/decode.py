@@ -2,7 +2,7 @@
 
 Schema: executorch/devtools/etdump/etdump_schema_flatcc.fbs (ExecuTorch 1.5.1). Field numbers used here:
   ETDump       0 version:uint, 1 run_data:[RunData]
-  RunData      0 name:string, 3 events:[Event]
+  RunData      3 events:[Event] (0 name is "Default"/"Execute" and not needed: see __init__.py)
   Event        0 profile_event (1 allocation_event and 2 debug_event are skipped)
   ProfileEvent 0 name:string, 1 chain_index:int, 2 instruction_id:int = -1,
                3 delegate_debug_id_int:int = -1, 4 delegate_debug_id_str:string, 6 start_time:ulong,
@@ -15,7 +15,7 @@ for events whose display name comes from the delegate debug string.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from sme2tui.etdump.flatbuf import (
     I32,
@@ -24,7 +24,6 @@ from sme2tui.etdump.flatbuf import (
     StructLayout,
     VtableCache,
     field_target,
-    read_string,
     read_vtable,
     root_table,
     table_vector,
@@ -49,11 +48,6 @@ _MAX_U32: Final = 2**32 - 1
 Record = tuple[str, int, int, int, str | None, int, int, "EventKind"]
 
 
-class Run(NamedTuple):
-    name: str | None
-    records: list[Record]
-
-
 def read_version(data: bytes) -> int:
     """Schema version from the root table (checks the header too)."""
     root = root_table(data)
@@ -62,8 +56,8 @@ def read_version(data: bytes) -> int:
     return version
 
 
-def iter_runs(data: bytes) -> Iterator[Run]:
-    """Decode the runs one at a time, so that only one run's records exist at once.
+def iter_runs(data: bytes) -> Iterator[list[Record]]:
+    """Decode the runs one at a time, in file order, so that only one run's records exist at once.
 
     Raises FlatbufferFormatError (or struct.error / UnicodeDecodeError) on bytes that are not a
     well-formed ETDump.
@@ -75,10 +69,8 @@ def iter_runs(data: bytes) -> Iterator[Run]:
     runs_cache = VtableCache(4)
     decoder = _EventDecoder(data)
     for run in table_vector(data, field_target(data, root, root_fields[1])):
-        fields = runs_cache.fields(data, run)
-        name = read_string(data, field_target(data, run, fields[0])) if fields[0] else None
-        records = decoder.records(field_target(data, run, fields[3])) if fields[3] else []
-        yield Run(name, records)
+        events_field = runs_cache.fields(data, run)[3]
+        yield decoder.records(field_target(data, run, events_field)) if events_field else []
 
 
 class _EventDecoder:
@@ -150,9 +142,7 @@ class _EventDecoder:
                     length = u32(data, at)[0]
                     raw = data[at + 4 : at + 4 + length]
                     cached = strings.get(raw)
-                    display = (
-                        cached if cached is not None and len(raw) == length else self._new_string(raw, at)
-                    )
+                    display = cached if cached is not None and len(raw) == length else self._new_string(raw, at)
                 known = kinds.get(display)
                 kind = known if known is not None else self._new_kind(display)
             append((display, chain, instruction, dd_int, dd_str, start, end, kind))

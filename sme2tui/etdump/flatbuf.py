@@ -13,7 +13,6 @@ import struct
 from operator import itemgetter
 from typing import Final
 
-U16: Final = struct.Struct("<H")
 I32: Final = struct.Struct("<i")
 U32: Final = struct.Struct("<I")
 _VTABLE_HEAD: Final = struct.Struct("<HH")
@@ -98,13 +97,6 @@ def field_target(data: bytes, table_pos: int, field_offset: int) -> int:
     return target
 
 
-def read_string(data: bytes, pos: int) -> str:
-    check_span(data, pos, 4)
-    length = U32.unpack_from(data, pos)[0]
-    check_span(data, pos + 4, length)
-    return data[pos + 4 : pos + 4 + length].decode("utf-8")
-
-
 def table_vector(data: bytes, pos: int) -> list[int]:
     """Positions of the tables in the vector of tables at `pos` (one struct call for all offsets)."""
     check_span(data, pos, 4)
@@ -126,9 +118,7 @@ class StructLayout:
 
     __slots__ = ("_getter", "_struct", "defaults", "offsets")
 
-    def __init__(
-        self, fields: tuple[tuple[str, int], ...], offsets: tuple[int, ...], table_size: int
-    ) -> None:
+    def __init__(self, fields: tuple[tuple[str, int], ...], offsets: tuple[int, ...], table_size: int) -> None:
         present = sorted((offset, index) for index, offset in enumerate(offsets[: len(fields)]) if offset)
         fmt = ["<"]
         cursor = 0

@@ -77,9 +77,7 @@ class EtdumpTrace:
         ]
 
 
-def _fast_event_factory() -> Callable[
-    [str, int, int, int, str | None, int, int, EventKind, int], ProfileEvent
-]:
+def _fast_event_factory() -> Callable[[str, int, int, int, str | None, int, int, EventKind, int], ProfileEvent]:
     """A constructor for ProfileEvent about twice as fast as the frozen dataclass `__init__`.
 
     The reader builds one ProfileEvent per event (200k+ per file) and the generated frozen `__init__`

@@ -44,8 +44,8 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
     try:
         version = read_version(data)
         assembler = Assembler()
-        for run in iter_runs(data):
-            assembler.add_run(run.records)
+        for records in iter_runs(data):
+            assembler.add_run(records)
     except (struct.error, ValueError, OverflowError) as exc:
         # struct.error: an offset led past the end; ValueError covers the format checks and bad UTF-8.
         raise EtdumpError(
