@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from sme2tui.android import (
     list_devices_report,
     render_devices_text,
 )
-from tests.adb_double import SME2_PHONE, FakeDevice
+from tests.adb_double import SME2_PHONE, FakeDevice, ShellFault
 from tests.adb_double.fixtures import SME2_SERIAL, STANDARD_DEVICES, Lab, double_lab
 
 if TYPE_CHECKING:
@@ -54,9 +55,7 @@ def _blob(path: Path, size: int, seed: int = 1) -> Path:
 
 
 # ---- push ----------------------------------------------------------------------------------------
-def test_push_if_changed_pushes_once_then_skips(
-    session: DeviceSession, phone: FakeDevice, tmp_path: Path
-) -> None:
+def test_push_if_changed_pushes_once_then_skips(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None:
     local = _blob(tmp_path / "blob.bin", 300_000)
     assert session.push_if_changed(local, REMOTE) == 300_000
     assert phone.read(REMOTE) == local.read_bytes()
@@ -69,9 +68,7 @@ def test_push_if_changed_pushes_once_then_skips(
     assert phone.read(REMOTE) == local.read_bytes()
 
 
-def test_a_skipped_push_still_applies_the_mode(
-    session: DeviceSession, phone: FakeDevice, tmp_path: Path
-) -> None:
+def test_a_skipped_push_still_applies_the_mode(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None:
     local = _blob(tmp_path / "runner", 1000)
     session.push_if_changed(local, f"{TOOL_DIR}/bin/runner", mode=0o644)
     assert phone.host_path(f"{TOOL_DIR}/bin/runner").stat().st_mode & 0o777 == 0o644
@@ -128,9 +125,7 @@ def test_pull(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None
     assert sorted(p.name for p in local.parent.iterdir()) == ["result.etdump"]
 
 
-def test_pull_cut_midway_leaves_no_partial_file(
-    session: DeviceSession, phone: FakeDevice, tmp_path: Path
-) -> None:
+def test_pull_cut_midway_leaves_no_partial_file(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None:
     phone.write(f"{TOOL_DIR}/out/result.etdump", b"z" * 300_000)
     local = tmp_path / "pulled" / "result.etdump"
     local.parent.mkdir()
@@ -166,11 +161,7 @@ def test_run_exit_code_streams_env_cwd_and_pinning(session: DeviceSession, phone
     assert "taskset f0 sh -c" in phone.shell_log[-1]
     with pytest.raises(AndroidDeviceError) as info:
         result.check()
-    assert (
-        info.value.kind is Fault.COMMAND_FAILED
-        and info.value.detail is not None
-        and "oops" in info.value.detail
-    )
+    assert info.value.kind is Fault.COMMAND_FAILED and info.value.detail is not None and "oops" in info.value.detail
 
 
 def test_a_mask_naming_cpus_the_device_lacks_fails_on_the_device(session: DeviceSession) -> None:
@@ -363,8 +354,7 @@ def test_a_pushed_native_program_runs_and_its_output_comes_back(
     text = local.read_text().replace(str(phone.root), "")
     assert text.splitlines() == [f"iteration {i} lib={TOOL_DIR}/lib" for i in range(3)]
     assert (
-        hashlib.sha256(local.read_bytes()).hexdigest()
-        == hashlib.sha256(phone.read(f"{cell}/out.etdump")).hexdigest()
+        hashlib.sha256(local.read_bytes()).hexdigest() == hashlib.sha256(phone.read(f"{cell}/out.etdump")).hexdigest()
     )
     failing = session.run([f"{TOOL_DIR}/bin/runner", "--etdump_path", f"{cell}/x", "--exit", "7"])
     assert failing.exit_code == 7
@@ -389,15 +379,11 @@ def test_devices_report_covers_every_device_even_unready_ones(lab: Lab) -> None:
         "none",
     ]
     locked = by_serial["LOCKED0001"]
-    assert (
-        locked.state == "unauthorized" and locked.error is not None and "Allow USB debugging" in locked.error
-    )
+    assert locked.state == "unauthorized" and locked.error is not None and "Allow USB debugging" in locked.error
     json.dumps([f.to_dict() for f in report])  # --json must serialise
     text = render_devices_text(report)
     assert "vivo X300 · Mediatek MT6993 · Android 16 (SDK 36)" in text
-    assert (
-        "0-3 C1-Pro 2.70 GHz · 4-6 C1-Premium 3.50 GHz · 7 C1-Ultra 4.21 GHz; big cores 4-7 (mask f0)" in text
-    )
+    assert "0-3 C1-Pro 2.70 GHz · 4-6 C1-Premium 3.50 GHz · 7 C1-Ultra 4.21 GHz; big cores 4-7 (mask f0)" in text
     assert "SME: sme-only" in text and "EMULATOR" in text
     assert "LOCKED0001  unauthorized" in text
     assert render_devices_text([]).startswith("no devices")
@@ -425,3 +411,31 @@ def test_pid_files_are_removed_after_normal_runs(session: DeviceSession, phone: 
     session.run(["true"], check=True)
     assert session.run(["sh", "-c", "exit 4"]).exit_code == 4
     assert list(phone.host_path(f"{TOOL_DIR}/.pids").iterdir()) == []
+
+
+def test_device_going_offline_mid_run_is_reported_as_offline(session: DeviceSession, phone: FakeDevice) -> None:
+    phone.fail_shell("runner", "drop", times=1)
+    original = phone.take_shell_fault
+
+    def drop_and_go_offline(command: str) -> ShellFault | None:
+        fault = original(command)
+        if fault is not None:
+            phone.state = "offline"
+        return fault
+
+    phone.take_shell_fault = drop_and_go_offline  # type: ignore[method-assign]
+    with pytest.raises(AndroidDeviceError) as info:
+        session.run(["./runner"])
+    assert info.value.kind is Fault.OFFLINE and info.value.phase == "run"
+    assert "changed during run" in info.value.what
+
+
+def test_pulled_files_get_ordinary_permissions(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None:
+    phone.write(f"{TOOL_DIR}/out/r.txt", b"r")
+    session.pull(f"{TOOL_DIR}/out/r.txt", tmp_path / "r.txt")
+    assert (tmp_path / "r.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_importing_facts_does_not_import_adbutils() -> None:
+    code = "import sys, sme2tui.android.facts, sme2tui.android.errors; assert 'adbutils' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

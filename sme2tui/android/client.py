@@ -35,9 +35,7 @@ UNAUTHORIZED_FIX = (
     "computer'); no prompt? replug the cable, or revoke USB debugging authorizations and run "
     "`adb kill-server`"
 )
-OFFLINE_FIX = (
-    "replug the cable or run `adb reconnect`; if it stays offline, `adb kill-server` then `adb devices`"
-)
+OFFLINE_FIX = "replug the cable or run `adb reconnect`; if it stays offline, `adb kill-server` then `adb devices`"
 
 
 @dataclass(frozen=True)
@@ -55,9 +53,7 @@ class AdbEndpoint:
         """`HOST:PORT`, `tcp:HOST:PORT`, `tcp:PORT`, `PORT` or `[v6]:PORT`."""
         raw = text.strip()
         spec = raw.removeprefix("tcp:")
-        m = re.fullmatch(
-            r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]*)):(?P<port>\d+)|(?P<only>\d+)", spec
-        )
+        m = re.fullmatch(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]*)):(?P<port>\d+)|(?P<only>\d+)", spec)
         if not m:
             raise AndroidDeviceError(
                 Fault.BAD_ENDPOINT,
@@ -164,9 +160,7 @@ class AndroidClient:
 
     def _probe(self) -> None:
         try:
-            with socket.create_connection(
-                (self.endpoint.host, self.endpoint.port), timeout=self.timeouts.connect
-            ):
+            with socket.create_connection((self.endpoint.host, self.endpoint.port), timeout=self.timeouts.connect):
                 pass
         except OSError as exc:
             raise self._no_server(str(exc)) from exc
@@ -265,9 +259,7 @@ class AndroidClient:
                 fix=UNAUTHORIZED_FIX,
             )  # fmt: skip
         if state == "offline":
-            raise AndroidDeviceError(
-                Fault.OFFLINE, f"device {serial} is offline", where=serial, fix=OFFLINE_FIX
-            )
+            raise AndroidDeviceError(Fault.OFFLINE, f"device {serial} is offline", where=serial, fix=OFFLINE_FIX)
         raise AndroidDeviceError(
             Fault.OFFLINE,
             f"device {serial} is in state {state!r}, not ready for commands",
@@ -335,11 +327,14 @@ class AndroidClient:
             state = "device"
         if serial is not None and state is None:
             return self._gone(serial, phase, detail)
-        if state == "offline":
-            return AndroidDeviceError(
-                Fault.OFFLINE, f"device {serial} went offline during {phase}", where=serial, phase=phase,
-                fix=OFFLINE_FIX, detail=detail,
-            )  # fmt: skip
+        if serial is not None and state not in (None, "device"):
+            try:
+                self._require_ready(serial, state)
+            except AndroidDeviceError as exc:
+                return AndroidDeviceError(
+                    exc.kind, f"{exc.what} (it changed during {phase})", where=serial, fix=exc.fix,
+                    phase=phase, detail=detail,
+                )  # fmt: skip
         return AndroidDeviceError(
             Fault.CONNECTION_LOST, f"the ADB connection dropped during {phase}",
             where=serial or str(self.endpoint), phase=phase, detail=detail,

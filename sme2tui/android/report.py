@@ -66,11 +66,7 @@ def render_devices_text(facts_list: Sequence[DeviceFacts]) -> str:
             model = f" {f.model}" if f.model else ""
             blocks.append(f"{f.serial}  {f.state}{model}\n  not readable: {f.error}")
             continue
-        android = (
-            f"Android {f.android_version}" + (f" (SDK {f.sdk})" if f.sdk else "")
-            if f.android_version
-            else None
-        )
+        android = f"Android {f.android_version}" + (f" (SDK {f.sdk})" if f.sdk else "") if f.android_version else None
         head = " · ".join(
             x
             for x in (
@@ -85,20 +81,12 @@ def render_devices_text(facts_list: Sequence[DeviceFacts]) -> str:
         )
         lines = [f"{f.serial}  {f.state}  {head}", f"  SME: {f.sme} — {f.sme_summary}"]
         if f.cores:
-            big = (
-                f"big cores {_ranges(list(f.big_cores))} (mask {cpu_mask(list(f.big_cores))})"
-                if f.big_cores
-                else ""
-            )
+            big = f"big cores {_ranges(list(f.big_cores))} (mask {cpu_mask(list(f.big_cores))})" if f.big_cores else ""
             lines.append(f"  cores: {_clusters(f)}" + (f"; {big}" if big else ""))
         governors = sorted({c.governor for c in f.cores if c.governor})
         thermal = (
-            "unknown"
-            if f.thermal_status is None
-            else f"{f.thermal_status} ({_THERMAL.get(f.thermal_status, '?')})"
+            "unknown" if f.thermal_status is None else f"{f.thermal_status} ({_THERMAL.get(f.thermal_status, '?')})"
         )
-        lines.append(
-            f"  thermal status: {thermal}" + (f"; governor: {', '.join(governors)}" if governors else "")
-        )
+        lines.append(f"  thermal status: {thermal}" + (f"; governor: {', '.join(governors)}" if governors else ""))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

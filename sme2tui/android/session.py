@@ -83,8 +83,7 @@ class RunResult:
         tail = self.stderr.strip().splitlines()[-5:]
         if self.signal is not None:
             hint = {
-                9: "SIGKILL usually means the low-memory killer: close apps, use a smaller model or "
-                "fewer threads",
+                9: "SIGKILL usually means the low-memory killer: close apps, use a smaller model or fewer threads",
                 11: "SIGSEGV is a crash in the program: check that the runner matches the device ABI",
                 6: "SIGABRT: the program aborted; its stderr says why",
             }.get(self.signal, "check the device log: `adb logcat -d | tail -50`")
@@ -248,9 +247,7 @@ class DeviceSession:
         self._query(["mkdir", "-p", _require_absolute(remote)], "mkdir").check(self.serial)
 
     def chmod(self, remote: str, mode: int) -> None:
-        self._query(["chmod", format(mode & 0o7777, "o"), _require_absolute(remote)], "chmod").check(
-            self.serial
-        )
+        self._query(["chmod", format(mode & 0o7777, "o"), _require_absolute(remote)], "chmod").check(self.serial)
 
     def sha256(self, remote: str) -> str | None:
         """The device's sha256 of `remote`, None when it does not exist or is unreadable."""
@@ -324,13 +321,12 @@ class DeviceSession:
         try:
             with os.fdopen(fd, "wb") as sink:
                 try:
-                    size = self._sync(
-                        "pull", self.timeouts.transfer, lambda c: wire.sync_recv(c.conn, remote, sink)
-                    )
+                    size = self._sync("pull", self.timeouts.transfer, lambda c: wire.sync_recv(c.conn, remote, sink))
                 except wire.SyncFailed as exc:
                     raise self._transfer_error(str(exc), "pull", remote) from exc
                 sink.flush()
                 os.fsync(sink.fileno())
+            tmp.chmod(0o644)  # mkstemp made it 0600; a result file is an ordinary file
             tmp.replace(local)
             return size
         finally:
