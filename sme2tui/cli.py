@@ -288,6 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from sme2tui.analysis.stage import analyze_run
+    from sme2tui.events import StepFinished
     from sme2tui.fileio import write_text_atomic
     from sme2tui.report.markdown import render_report
     from sme2tui.run.folder import RunFolder
@@ -300,9 +301,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         summary = None
         for event in analyze_run(folder, config, categories=args.sub_categories):
             printer(event)
-            if getattr(event, "step", None) == "analyze" and type(event).__name__ == "StepFinished":
-                summary = event.data.get("summary")  # type: ignore[attr-defined]
-                if not event.ok:  # type: ignore[attr-defined]
+            if isinstance(event, StepFinished):
+                summary = event.data.get("summary")
+                if not event.ok:
                     code = int(ExitCode.ANALYSIS)
         if summary is not None:
             write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
@@ -336,7 +337,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"the wizard is not available ({exc})", where="sme2tui",
                           fix="use `sme2tui --auto`, or reinstall sme2tui with its dependencies") from None
-    return run_app(config_path=args.config)
+    return int(run_app(config_path=args.config))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

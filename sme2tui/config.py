@@ -216,8 +216,8 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> li
         )
         if field is None:
             # discriminated unions put the tag ("host"/"android") in the loc
-            tagged = {"host": HostTarget, "android": AndroidTarget}.get(str(part))
-            current = tagged
+            tagged: dict[str, type[BaseModel]] = {"host": HostTarget, "android": AndroidTarget}
+            current = tagged.get(str(part))
             continue
         node = node.get(part) if isinstance(node, dict) else None
         current = _model_of(field.annotation, node)

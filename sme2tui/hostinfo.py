@@ -110,6 +110,7 @@ def collect_host_facts(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> HostFacts:
         cpuinfo = ""
     cores = parse_cpuinfo_features(cpuinfo)
     verdict, detail = sme_verdict_from_features(cores, machine)
-    interesting = sorted({f for c in cores for f in c if f.startswith(("sme", "sve", "avx512", "amx", "i8mm", "bf16")) and f != "smep"})
+    prefixes = ("sme", "sve", "avx512", "amx", "i8mm", "bf16")
+    interesting = sorted({f for c in cores for f in c if f.startswith(prefixes) and f != "smep"})
     return HostFacts(**base, cpu_model=_linux_cpu_model(cpuinfo), sme=verdict, sme_detail=detail,
                      cpu_features=interesting)

@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sme2tui.analysis.categorize import ALL_BUCKETS, CATEGORIES, OVERHEAD, Categorizer, kernel_info, normalize_name
+from sme2tui.analysis.categorize import (
+    ALL_BUCKETS,
+    CATEGORIES,
+    OVERHEAD,
+    Categorizer,
+    kernel_info,
+    normalize_name,
+)
 from sme2tui.analysis.stats import Summary, first_iteration_outlier, noise_warnings, summarize
 from sme2tui.errors import AnalysisError
 from sme2tui.etdump import EtdumpTrace, read_etdump

@@ -36,8 +36,8 @@ def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
                 "note": "both runners run the same .pte; they differ only in the SME2 build switches"}
     note = ""
     if claims_sme2:
-        note = (f"variants are labelled sme2 on/off, but the CPU that ran them has no SME2: this is NOT an SME2 "
-                f"comparison (both sides ran without SME2 kernels)")
+        note = ("variants are labelled sme2 on/off, but the CPU that ran them has no SME2: this is NOT an SME2 "
+                "comparison (both sides ran without SME2 kernels)")
     elif {base.delegate, cand.delegate} == {"xnnpack", "portable"}:
         note = ("XNNPACK-delegated kernels vs ExecuTorch's portable (reference C++) kernels on this CPU; "
                 "no SME2 is involved")
@@ -119,7 +119,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     for p in pairs:
         if p.speedup.verdict == "inconclusive":
             yield Checkpoint("analyze", "speedup conclusive", "warn",
-                             f"{p.model}/{p.dtype}/t{p.threads}: {p.speedup.text()} spans 1.0 — no measurable difference",
+                             f"{p.model}/{p.dtype}/t{p.threads}: {p.speedup.text()} spans 1.0 — "
+                             "no measurable difference",
                              "add iterations or reduce noise before drawing conclusions", subject=p.model)
 
     host = folder.manifest.get("host", {})

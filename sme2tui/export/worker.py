@@ -33,7 +33,7 @@ from sme2tui.workers.protocol import emit, open_channel
 
 os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
-import torch  # noqa: E402  (after the env tweak above)
+import torch
 
 
 class ItemFailed(Exception):
@@ -64,7 +64,7 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
         return model, inputs, f"builtin:{meta.id}", hashlib.sha256(code).hexdigest()
     factory = spec["factory"]
     module_name, _, func_name = factory.partition(":")
-    for extra in (item.get("config_dir"), os.getcwd()):
+    for extra in (item.get("config_dir"), str(Path.cwd())):
         if extra and extra not in sys.path:
             sys.path.insert(0, extra)
     try:
@@ -80,7 +80,8 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
     try:
         produced = func()
     except Exception as exc:
-        raise ItemFailed(f"factory `{factory}` raised {type(exc).__name__}: {exc}", "fix the factory function") from None
+        raise ItemFailed(f"factory `{factory}` raised {type(exc).__name__}: {exc}",
+                         "fix the factory function") from None
     if not (isinstance(produced, tuple) and len(produced) == 2 and isinstance(produced[0], torch.nn.Module)):
         raise ItemFailed(
             f"factory `{factory}` must return (torch.nn.Module, tuple_of_example_inputs)",
@@ -258,7 +259,7 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
     log(f"exporting {subject}: torch.export → to_edge_transform_and_lower"
         f"({'XnnpackPartitioner' if delegate == 'xnnpack' else 'no partitioner: portable kernels'})")
     try:
-        edge, program_inputs = export_program(model, inputs, dtype, delegate,
+        edge, _ = export_program(model, inputs, dtype, delegate,
                                               int(item["model"].get("calibration_samples", 8)),
                                               int(item.get("seed", 0)))
         delegation = delegation_summary(edge)

@@ -31,7 +31,8 @@ class SqueezeExcite(nn.Module):
         scale = self.pool(x)
         scale = torch.relu(self.fc1(scale))
         scale = nn.functional.hardsigmoid(self.fc2(scale))
-        return x * scale
+        out: torch.Tensor = x * scale
+        return out
 
 
 class InvertedResidual(nn.Module):
@@ -56,7 +57,8 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
-        return x + out if self.residual else out
+        result: torch.Tensor = x + out if self.residual else out
+        return result
 
 
 # (kernel, expand, out, se, hardswish, stride) — MobileNetV3-Small's table
@@ -98,7 +100,8 @@ class MobileNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
-        return self.classifier(x)
+        out: torch.Tensor = self.classifier(x)
+        return out
 
 
 class EncoderLayer(nn.Module):
@@ -121,7 +124,8 @@ class EncoderLayer(nn.Module):
         q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
         attn = torch.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // h)), dim=-1)
         x = x + self.proj((attn @ v).transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+        out: torch.Tensor = x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+        return out
 
 
 class TransformerEncoder(nn.Module):
@@ -132,7 +136,8 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.layers(x + self.pos))
+        out: torch.Tensor = self.norm(self.layers(x + self.pos))
+        return out
 
 
 class VisionTransformer(nn.Module):
@@ -148,7 +153,8 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
         x = self.norm(self.layers(x))
-        return self.head(x.mean(dim=1))
+        out: torch.Tensor = self.head(x.mean(dim=1))
+        return out
 
 
 def _init_weights(model: nn.Module, seed: int) -> None:
@@ -162,9 +168,11 @@ def _init_weights(model: nn.Module, seed: int) -> None:
                 if module.bias is not None:
                     module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.01)
         elif isinstance(module, nn.BatchNorm2d):
+            mean, var = module.running_mean, module.running_var
+            assert mean is not None and var is not None  # track_running_stats is on for every BN here
             with torch.no_grad():
-                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.1)
-                module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) * 0.5 + 0.75)
+                mean.copy_(torch.randn(mean.shape, generator=gen) * 0.1)
+                var.copy_(torch.rand(var.shape, generator=gen) * 0.5 + 0.75)
 
 
 def build(spec: BuiltinModel, seed: int = 0) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:

@@ -29,10 +29,12 @@ def headline(pair: dict[str, Any], comparison: dict[str, Any]) -> str:
 def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     comparison = summary["comparison"]
     lines = [f"# sme2tui report — {summary['run']}", ""]
-    target = manifest.get("device") or manifest.get("host", {})
-    where = (f"Android device {target.get('model', '?')} ({target.get('serial', '?')})" if summary["target"] == "android"
-             else f"host {manifest['host'].get('cpu_model', '?')} ({manifest['host'].get('machine', '?')}), "
-             f"SME2: {manifest['host'].get('sme', '?')}")
+    host = manifest.get("host", {})
+    if summary["target"] == "android":
+        device = manifest.get("device") or {}
+        where = f"Android device {device.get('model', '?')} ({device.get('serial', '?')}), SME2: {device.get('sme', '?')}"
+    else:
+        where = f"host {host.get('cpu_model', '?')} ({host.get('machine', '?')}), SME2: {host.get('sme', '?')}"
     lines += [f"- **Comparison:** {comparison['label']}", f"- **Where:** {where}"]
     if comparison.get("note"):
         lines.append(f"- **Note:** {comparison['note']}")
@@ -119,7 +121,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
               "category is where to work next (fewer layout changes, fusing, delegating what stayed portable).",
               "4. On an SME2 phone: `target.kind = android` and the `sme2-on`/`sme2-off` runner pair.",
               "", "## Reproduce", "",
-              f"- `sme2tui --auto --config {summary['run']}/config.json` (config hash `{manifest['config_hash'][:16]}`)",
+              f"- `sme2tui --auto --config {summary['run']}/config.json` "
+              f"(config hash `{manifest['config_hash'][:16]}`)",
               f"- ExecuTorch {manifest['versions']['executorch']['version']} "
               f"(git {str(manifest['versions']['executorch']['git_commit'])[:12]}), torch "
               f"{manifest['versions']['torch']['version']}, sme2tui {manifest['versions']['sme2tui']}"]

@@ -8,7 +8,7 @@ completed work is never thrown away.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def run_cells(
 
 
 def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], placed: dict[ExportKey, Path],
-                      cancel: threading.Event | None) -> Iterator[Event]:  # returns failures
+                      cancel: threading.Event | None) -> Generator[Event, None, int]:
     exports = folder.manifest["exports"]
     job_cells = []
     for cell in cells:
