@@ -68,7 +68,8 @@ class Exported:
     inputs: list[Any]  # torch tensors
     input_files: list[Path]
     dtype: Any
-    atol: float
+    atol: float  # runner vs Python runtime (same kernels: close to exact)
+    eager_atol: float  # vs eager PyTorch (quantization error for int8)
 
 
 @pytest.fixture(scope="session")
@@ -79,25 +80,42 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exported]:
 
     out = tmp_path_factory.mktemp("models")
     models: dict[str, Exported] = {}
-    for name, dtype, delegate, atol in (
-        ("fp32-xnnpack", torch.float32, True, 1e-5),
-        ("fp16-xnnpack", torch.float16, True, 1e-2),
-        ("fp32-portable", torch.float32, False, 1e-5),
+    for name, dtype, delegate, atol, eager_atol in (
+        ("fp32-xnnpack", torch.float32, True, 1e-5, 1e-4),
+        ("fp16-xnnpack", torch.float16, True, 1e-2, 5e-2),
+        ("fp32-portable", torch.float32, False, 1e-5, 1e-4),
+        ("int8-portable", torch.float32, False, 1e-5, 0.1),
     ):
         model = _make_model().to(dtype)
         generator = torch.Generator().manual_seed(1)
         x = torch.randn(1, 3, 8, 8, generator=generator).to(dtype)
+        graph = torch.export.export(model, (x,))
+        if name.startswith("int8"):
+            graph = torch.export.export(_quantize(graph, x), (x,))
         program = to_edge_transform_and_lower(
-            torch.export.export(model, (x,)),
-            partitioner=[XnnpackPartitioner()] if delegate else None,
-            generate_etrecord=True,
+            graph, partitioner=[XnnpackPartitioner()] if delegate else None, generate_etrecord=True
         ).to_executorch()
         pte = out / f"{name}.pte"
         pte.write_bytes(program.buffer)
         input_file = out / f"{name}.input0.bin"
         input_file.write_bytes(x.contiguous().numpy().tobytes())
-        models[name] = Exported(name, pte, [x], [input_file], dtype, atol)
+        models[name] = Exported(name, pte, [x], [input_file], dtype, atol, eager_atol)
     return models
+
+
+def _quantize(graph: Any, x: Any) -> Any:
+    # Left undelegated, the quantize/dequantize ops run as quantized kernels: the runner must link them.
+    import executorch.kernels.quantized  # noqa: F401  (registers the quantized out-variants for export)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(graph.module(), quantizer)
+    prepared(x)
+    return convert_pt2e(prepared)
 
 
 def _run(runner: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -152,9 +170,7 @@ def _etdump_summary(path: Path) -> tuple[set[str], dict[str, int]]:
 
 
 def test_build_streams_events_and_writes_a_truthful_manifest(build_events: list[Any], runner: Path) -> None:
-    assert any(
-        isinstance(e, LogLine) and e.step == "build" and e.source.startswith("cmake") for e in build_events
-    )
+    assert any(isinstance(e, LogLine) and e.step == "build" and e.source.startswith("cmake") for e in build_events)
     assert any(isinstance(e, Progress) for e in build_events)
     assert {e.name for e in build_events if isinstance(e, Checkpoint) and e.status == "pass"} >= {
         "cmake",
@@ -178,6 +194,7 @@ def test_build_streams_events_and_writes_a_truthful_manifest(build_events: list[
     assert manifest["cmake"]["args"] and all(a.startswith("-D") for a in manifest["cmake"]["args"])
     assert manifest["cmake_cache"]["CMAKE_BUILD_TYPE"] == "Release"
     assert manifest["cmake_cache"]["SME2_RUNNER_THREADPOOL"] == "ON"
+    assert manifest["cmake_cache"]["SME2_RUNNER_QUANTIZED_KERNELS"] == "ON"
     assert manifest["compiler"]["version"]
 
     # The manifest's ExecuTorch identity must be the installed package's own, read without importing it.
@@ -217,10 +234,8 @@ def test_rebuild_is_incremental_and_find_rejects_a_changed_binary(
 # -------------------------------------------------------------------------------- runner vs Python
 
 
-@pytest.mark.parametrize("name", ["fp32-xnnpack", "fp16-xnnpack", "fp32-portable"])
-def test_runner_matches_python_runtime(
-    runner: Path, exported: dict[str, Exported], name: str, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("name", ["fp32-xnnpack", "fp16-xnnpack", "fp32-portable", "int8-portable"])
+def test_runner_matches_python_runtime(runner: Path, exported: dict[str, Exported], name: str, tmp_path: Path) -> None:
     import torch
 
     model = exported[name]
@@ -252,7 +267,7 @@ def test_runner_matches_python_runtime(
     # And both agree with eager PyTorch, so "equal" is not "equally wrong".
     eager = _make_model().to(model.dtype)(*model.inputs)
     for g, e in zip(got, eager, strict=True):
-        torch.testing.assert_close(g.float(), e.detach().float(), atol=50 * model.atol, rtol=50 * model.atol)
+        torch.testing.assert_close(g.float(), e.detach().float(), atol=model.eager_atol, rtol=model.eager_atol)
 
     runner_names, runner_counts = _etdump_summary(etdump)
     python_names, python_counts = _etdump_summary(py_etdump)
@@ -264,6 +279,8 @@ def test_runner_matches_python_runtime(
         assert any("Convolution" in n for n in runner_names)
     else:
         assert "DELEGATE_CALL" not in runner_names
+    if name.startswith("int8"):
+        assert any("quantize_per_tensor" in n for n in runner_names)
 
     timings = json.loads(timing.read_text())
     assert timings["schema"] == "sme2tui.runner_timing/1" and timings["unit"] == "ns"
