@@ -123,6 +123,25 @@ class _Adb(AdbClient):  # type: ignore[misc]
         return conn
 
 
+def readiness_error(serial: str, state: str) -> AndroidDeviceError | None:
+    """None when a device in `state` takes commands; otherwise the error that says how to make it ready."""
+    if state == "device":
+        return None
+    if state == "unauthorized":
+        return AndroidDeviceError(
+            Fault.UNAUTHORIZED, f"device {serial} has not authorized this computer", where=serial,
+            fix=UNAUTHORIZED_FIX,
+        )  # fmt: skip
+    if state == "offline":
+        return AndroidDeviceError(Fault.OFFLINE, f"device {serial} is offline", where=serial, fix=OFFLINE_FIX)
+    return AndroidDeviceError(
+        Fault.OFFLINE,
+        f"device {serial} is in state {state!r}, not ready for commands",
+        where=serial,
+        fix="boot it into Android (not recovery/bootloader/sideload) and check `adb devices`",
+    )
+
+
 def _is_cut(exc: BaseException) -> bool:
     """A connection that ended early (as opposed to adb saying no)."""
     if isinstance(exc, EOFError | ConnectionError):
@@ -251,21 +270,9 @@ class AndroidClient:
         return entry.serial
 
     def _require_ready(self, serial: str, state: str) -> None:
-        if state == "device":
-            return
-        if state == "unauthorized":
-            raise AndroidDeviceError(
-                Fault.UNAUTHORIZED, f"device {serial} has not authorized this computer", where=serial,
-                fix=UNAUTHORIZED_FIX,
-            )  # fmt: skip
-        if state == "offline":
-            raise AndroidDeviceError(Fault.OFFLINE, f"device {serial} is offline", where=serial, fix=OFFLINE_FIX)
-        raise AndroidDeviceError(
-            Fault.OFFLINE,
-            f"device {serial} is in state {state!r}, not ready for commands",
-            where=serial,
-            fix="boot it into Android (not recovery/bootloader/sideload) and check `adb devices`",
-        )
+        error = readiness_error(serial, state)
+        if error is not None:
+            raise error
 
     def device(self, serial: str) -> AdbDevice:
         """The adbutils handle for `serial` (no round trip; errors surface on first use)."""

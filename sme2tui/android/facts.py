@@ -250,8 +250,9 @@ def sme_verdict(cores: tuple[CoreInfo, ...] | list[CoreInfo], *, emulator: bool)
             f"SME without SME2 on {where} (cores {_ranges(sme)}): XNNPACK's SME2 kernels cannot run, so "
             "'sme2-on' would measure the same code as 'sme2-off'; do not report it as an SME2 result"
         )
-    note = " (emulator: timings do not represent a phone)" if emulator else ""
-    return "none", f"no SME or SME2 on {where}{note}; an on/off comparison shows no SME2 effect"
+    if emulator:
+        return "none", "an emulator without SME or SME2; its timings do not represent a phone"
+    return "none", "no SME or SME2 on this device; an on/off comparison can show no SME2 effect"
 
 
 def build_facts(serial: str, state: str, dump: str) -> DeviceFacts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sme2tui.android.client import readiness_error
 from sme2tui.android.errors import AndroidDeviceError
 from sme2tui.android.facts import DeviceFacts, _ranges, cpu_mask
 from sme2tui.android.session import DeviceSession
@@ -21,12 +22,9 @@ def list_devices_report(client: AndroidClient) -> list[DeviceFacts]:
     entry (with `error` saying why) so one bad device never hides the others."""
     report: list[DeviceFacts] = []
     for entry in client.list_devices():
-        if entry.state != "device":
-            try:
-                client.select(entry.serial)  # raises the classified error with its fix
-                reason = f"state {entry.state}"
-            except AndroidDeviceError as exc:
-                reason = f"{exc.what}; fix: {exc.fix}"
+        not_ready = readiness_error(entry.serial, entry.state)
+        if not_ready is not None:
+            reason = f"{not_ready.what}; fix: {not_ready.fix}"
             report.append(DeviceFacts(entry.serial, entry.state, model=entry.tags.get("model"), error=reason))
             continue
         try:
