@@ -1,0 +1,190 @@
+"""Step 5: the answer — speedup with its interval, latency spread, where the time goes (categories,
+operators), and on request the published SME2 SqueezeSAM figures beside them (labelled as such)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from screens import charts
+from screens.base import StepScreen
+from sme2tui.events import Checkpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from textual.app import ComposeResult
+
+    from screens.services import LoadedRun
+
+
+def auto_command(run: LoadedRun) -> str:
+    """The headless equivalent of this run, as a user would type it."""
+    if run.manifest.get("status") in ("interrupted", "running"):
+        return f"sme2tui --auto --resume {run.path}"
+    return f"sme2tui --auto --config {run.path / 'config.json'}"
+
+
+def headline_text(run: LoadedRun, pair_index: int) -> Text:
+    summary = run.summary or {}
+    text = Text()
+    comparison = summary.get("comparison") or run.manifest.get("comparison") or {}
+    pairs = summary.get("pairs", [])
+    if not pairs:
+        text.append("no on/off pair in this run", style="bold yellow")
+    else:
+        pair = pairs[pair_index % len(pairs)]
+        s = pair["speedup"]
+        text.append(f"{pair['model']} {pair['dtype']} ×{pair['threads']}t: ", style="bold")
+        text.append(f"{pair['candidate']} is {s['value']:.2f}× {s.get('verdict', '')} than {pair['baseline']}",
+                    style="bold green" if s.get("verdict") == "faster" else "bold yellow")
+        text.append(f" (95% CI {s['ci_low']:.3g}–{s['ci_high']:.3g}; medians "
+                    f"{pair['baseline_median_ms']:.3f} → {pair['candidate_median_ms']:.3f} ms, "
+                    f"{s['baseline_n']}/{s['candidate_n']} iterations)")
+        if len(pairs) > 1:
+            text.append(f"  [pair {pair_index % len(pairs) + 1}/{len(pairs)}, v: next]", style="dim")
+        if pair.get("bottleneck_note"):
+            text.append(f"\n{pair['bottleneck_note']}")
+    if comparison:
+        style = "green" if comparison.get("is_sme2") else "yellow"
+        text.append(f"\n{comparison.get('label', '')}", style=f"bold {style}")
+        if not comparison.get("is_sme2"):
+            text.append(" — not an SME2 on/off measurement", style=style)
+    text.append(f"\nheadless: {auto_command(run)}", style="dim")
+    return text
+
+
+class AnalyzeScreen(StepScreen):
+    STEP = "analyze"
+    EMPTY_CHECKS = "no analysis checkpoints"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "toggle_reference", "Published figures", id="analyze.reference"),
+        Binding("v", "next_pair", "Next pair", id="analyze.pair"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: LoadedRun | None = None
+        self.pair_index = 0
+        self.show_reference = False
+
+    def compose_main(self) -> ComposeResult:
+        yield Static(Text("no analyzed run yet: finish the Run step, or open one from History (h)",
+                          style="dim"), id="headline")
+        with TabbedContent(id="tabs"):
+            with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
+                yield PlotextPlot(id="plot-latency")
+                yield DataTable(id="table-latency", cursor_type="row")
+                yield PlotextPlot(id="plot-reflatency", classes="reference")
+            with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
+                yield PlotextPlot(id="plot-categories")
+                yield DataTable(id="table-categories", cursor_type="row")
+            with TabPane("Top operators", id="tab-operators"), Horizontal(classes="chartrow"):
+                yield PlotextPlot(id="plot-operators")
+                yield DataTable(id="table-operators", cursor_type="row")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.finished = True
+        self.show_run()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.show_run()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("toggle_reference", "next_pair"):
+            if self.run is None or self.run.summary is None:
+                return None
+            if action == "next_pair":
+                return True if len(self.run.summary.get("pairs", [])) > 1 else None
+            return True
+        if action == "next":
+            return False  # the last step
+        return super().check_action(action, parameters)
+
+    def show_run(self) -> None:
+        run_dir = self.state.run_dir
+        if run_dir is None:
+            return
+        if self.run is None or self.run.path != run_dir:
+            self.run = self.services.load_run(run_dir)
+            self.pair_index = 0
+            self.checks.clear()
+            for record in self.run.manifest.get("checkpoints", []):
+                if record.get("step") == "analyze":
+                    self.add_check(Checkpoint("analyze", record["name"], record["status"], record["detail"],
+                                              record.get("fix", ""), record.get("subject", "")))
+            self.log_pane.add_lines([f"opened {run_dir.name}: status {self.run.manifest.get('status')}"])
+            if self.run.report_exists:
+                self.log_pane.add_lines([f"report: {run_dir / 'analysis' / 'report.md'}"])
+            self.refresh_checks()
+        self.render_run()
+
+    def render_run(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        self.query_one("#headline", Static).update(headline_text(run, self.pair_index))
+        summary = run.summary
+        if summary is None:
+            return
+        pairs = summary.get("pairs", [])
+        pair = pairs[self.pair_index % len(pairs)] if pairs else None
+        cells = charts.pair_cells(summary, pair)
+        reference = summary.get("reference") if self.show_reference else None
+        self._table("#table-latency", ("variant", "p10", "median", "p90", "CV", "n"),
+                    charts.latency_rows(cells))
+        if reference is not None:
+            self._table("#table-latency", ("published", "off ms", "on ms", "speedup"),
+                        charts.reference_latency_rows(reference), append=True)
+        headers = ("category", *(c["variant"] + " ms" for c in cells))
+        rows = charts.category_rows(cells)
+        if reference is not None:
+            shares = charts.reference_category_shares(reference)
+            headers = (*headers, "published %")
+            rows = [(*row, f"{shares[row[0]]:.0f}%") for row in rows]
+        self._table("#table-categories", headers, rows)
+        candidate = cells[-1] if cells else None
+        self._table("#table-operators", ("operator", "category", "median ms", "share"),
+                    charts.operator_rows(candidate) if candidate else [])
+        self.query_one("#table-operators", DataTable).border_title = (
+            f"top operators: {candidate['variant']}" if candidate else "")
+        self._plot("#plot-latency", lambda plt: charts.draw_latency(plt, cells))
+        self._plot("#plot-categories", lambda plt: charts.draw_categories(plt, cells, reference))
+        self._plot("#plot-operators", lambda plt: charts.draw_operators(plt, candidate))
+        ref_plot = self.query_one("#plot-reflatency", PlotextPlot)
+        ref_plot.display = reference is not None
+        if reference is not None:
+            self._plot("#plot-reflatency", lambda plt: charts.draw_reference_latency(plt, reference))
+
+    def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
+               append: bool = False) -> None:
+        table = self.query_one(selector, DataTable)
+        if not append:
+            table.clear(columns=True)
+            table.add_columns(*headers)
+        else:
+            table.add_row(*(Text(h, style="bold italic") for h in headers))
+        for row in rows:
+            table.add_row(*row[: len(table.columns)])
+
+    def _plot(self, selector: str, draw: Any) -> None:
+        plot = self.query_one(selector, PlotextPlot)
+        draw(plot.plt)
+        plot.refresh()
+
+    def action_toggle_reference(self) -> None:
+        self.show_reference = not self.show_reference
+        self.notify("published SqueezeSAM figures (PyTorch blog, SME2 phone): not measured here"
+                    if self.show_reference else "published figures hidden", timeout=4)
+        self.render_run()
+
+    def action_next_pair(self) -> None:
+        self.pair_index += 1
+        self.render_run()

@@ -1,0 +1,293 @@
+"""The frame every wizard step shares: trail, why-line, step content, checkpoints, guide, live log.
+
+Long work runs in a thread worker that iterates a core generator and appends events to a queue; a 20 Hz
+timer on the UI side drains the queue in batches. Batching keeps the UI responsive when a build or a
+runner floods the log, and the queue keeps events in order with the job's own end marker.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, Static
+
+from screens.guide import GUIDE, WHY
+from screens.widgets.checklist import CheckList, CheckRow, warning_text
+from screens.widgets.stepbar import STEPS, StepBar
+from screens.widgets.steplog import StepLog
+from sme2tui.errors import Interrupted, Sme2Error
+from sme2tui.events import (
+    ArtifactWritten,
+    CellStatus,
+    Checkpoint,
+    Event,
+    LogLine,
+    Progress,
+    StepFinished,
+    StepStarted,
+)
+
+if TYPE_CHECKING:
+    from textual.app import ComposeResult
+
+    from screens.app import Sme2App
+    from screens.services import CoreServices
+    from screens.state import WizardState
+
+DRAIN_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """End marker a worker appends after the last event of its job."""
+
+    name: str
+    ok: bool
+    error: str = ""
+    interrupted: bool = False
+
+
+def format_event(event: Event) -> str | None:
+    """The log line for an event (None: nothing worth a line)."""
+    if isinstance(event, StepStarted):
+        return f"== {event.title}"
+    if isinstance(event, LogLine):
+        prefix = {"warning": "warning: ", "error": "error: "}.get(event.level, "")
+        source = f"[{event.source}] " if event.source else ""
+        return f"{source}{prefix}{event.text}"
+    if isinstance(event, Checkpoint):
+        subject = f" [{event.subject}]" if event.subject else ""
+        return f"{event.status}: {event.name}{subject}: {event.detail}"
+    if isinstance(event, ArtifactWritten):
+        return f"wrote {event.kind}: {event.path}"
+    if isinstance(event, StepFinished):
+        return f"{'done' if event.ok else 'finished with problems'}: {event.summary}"
+    if isinstance(event, CellStatus) and event.state in ("done", "failed", "skipped"):
+        return f"cell {event.cell_id}: {event.state}" + (f" ({event.detail})" if event.detail else "")
+    if isinstance(event, Progress) and event.label:
+        return f"[{event.done}/{event.total}] {event.label}"
+    return None
+
+
+class StepScreen(Screen[None]):
+    """Subclasses set STEP, compose their content in `compose_main`, and react to events in `handle`."""
+
+    STEP: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    EMPTY_CHECKS: ClassVar[str] = "no checkpoints yet"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "next", "Next", id="step.next"),
+        Binding("p", "previous", "Back", id="step.previous"),
+        Binding("a", "accept_warnings", "Accept warnings", id="step.accept"),
+        Binding("g", "toggle_guide", "Guide", id="step.guide"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        # 80 columns: the guide replaces the step content on demand; from 120: beside it.
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+        self.checks: dict[tuple[str, str], CheckRow] = {}
+        self.finished = False  # the step's work completed (checkpoints are final)
+        self.busy = False
+        self.cancel = threading.Event()
+        self._queue: deque[Event | JobDone] = deque()
+
+    # --- access to the app -----------------------------------------------------------------------------
+
+    @property
+    def wizard(self) -> Sme2App:
+        return cast("Sme2App", self.app)
+
+    @property
+    def state(self) -> WizardState:
+        return self.wizard.state
+
+    @property
+    def services(self) -> CoreServices:
+        return self.wizard.services
+
+    # --- layout ----------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StepBar(self.STEP, id="stepbar")
+        yield Static(WHY[self.STEP], id="why")
+        with Horizontal(id="body"):
+            with VerticalScroll(id="main"):
+                yield from self.compose_main()
+                yield CheckList(id="checks")
+            with Vertical(id="guide"):
+                yield Markdown(GUIDE[self.STEP])
+        yield StepLog(id="log")
+        yield Footer()
+
+    def compose_main(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.05, self._drain)
+        self.refresh_checks()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(StepBar).show(self.state.passed)
+        self.refresh_bindings()
+
+    @property
+    def log_pane(self) -> StepLog:
+        return self.query_one(StepLog)
+
+    # --- jobs ------------------------------------------------------------------------------------------
+
+    def start_job(self, name: str, make_events: Callable[[], Iterator[Event]],
+                  cancel: threading.Event | None = None) -> None:
+        """Run `make_events()` in a thread; its events arrive in `handle` on the UI thread, in order.
+
+        `cancel` is the Event the core step watches (pass it when the step object was built with it)."""
+        self.cancel = cancel or threading.Event()
+        self.busy = True
+        self.wizard.job_started(self.cancel)
+        self.refresh_bindings()
+        self._run_job(name, make_events, self.cancel)
+
+    @work(thread=True, group="step-job")
+    def _run_job(self, name: str, make_events: Callable[[], Iterator[Event]], cancel: threading.Event) -> None:
+        try:
+            for event in make_events():
+                self._queue.append(event)
+        except Interrupted as exc:
+            self._queue.append(JobDone(name, False, exc.render(), interrupted=True))
+        except Sme2Error as exc:
+            self._queue.append(JobDone(name, False, exc.render()))
+        except Exception:  # a bug in the core or here: show it, keep the app alive
+            self._queue.append(JobDone(name, False, "internal error:\n" + traceback.format_exc()))
+        else:
+            self._queue.append(JobDone(name, True))
+        finally:
+            self.wizard.job_stopped(cancel)
+
+    def feed(self, events: list[Event]) -> None:
+        """Render events as if a job had produced them (replays, tests)."""
+        self._queue.extend(events)
+        self._drain()
+
+    def _drain(self) -> None:
+        if not self._queue:
+            return
+        lines: list[str] = []
+        changed_checks = False
+        count = 0
+        while self._queue and count < DRAIN_BATCH:
+            item = self._queue.popleft()
+            count += 1
+            if isinstance(item, JobDone):
+                self.log_pane.add_lines(lines)
+                lines = []
+                if item.error:
+                    self.log_pane.add_lines(item.error.splitlines())
+                self.busy = False
+                self.job_done(item)
+                changed_checks = True
+                continue
+            line = format_event(item)
+            if line is not None:
+                lines.append(line)
+            if isinstance(item, Checkpoint):
+                self.add_check(item)
+                changed_checks = True
+            self.handle(item)
+        self.log_pane.add_lines(lines)
+        if changed_checks:
+            self.refresh_checks()
+
+    def handle(self, event: Event) -> None:
+        """Step-specific rendering of one event (Checkpoint rows are handled already)."""
+
+    def job_done(self, done: JobDone) -> None:
+        """Step-specific end of a job."""
+
+    # --- checkpoints and the Next gate -----------------------------------------------------------------
+
+    def add_check(self, check: Checkpoint, *, blocking: bool = True) -> None:
+        accepted = warning_text(check) in self.state.accepted_warnings
+        self.checks[(check.name, check.subject)] = CheckRow(check, blocking, accepted)
+
+    def set_blocking(self, name: str, blocking: bool) -> None:
+        for key, row in list(self.checks.items()):
+            if key[0] == name:
+                self.checks[key] = CheckRow(row.check, blocking, row.accepted)
+
+    def pending_warnings(self) -> list[CheckRow]:
+        return [r for r in self.checks.values() if r.blocking and r.check.status == "warn" and not r.accepted]
+
+    def failures(self) -> list[CheckRow]:
+        return [r for r in self.checks.values() if r.blocking and r.check.status == "fail"]
+
+    def gate_open(self) -> bool:
+        return self.finished and not self.busy and not self.failures() and not self.pending_warnings()
+
+    def refresh_checks(self) -> None:
+        self.query_one(CheckList).show(list(self.checks.values()), self.EMPTY_CHECKS)
+        if self.gate_open():
+            self.state.passed.add(self.STEP)
+        else:
+            self.state.passed.discard(self.STEP)
+        self.query_one(StepBar).show(self.state.passed)
+        self.refresh_bindings()
+
+    def reset_checks(self) -> None:
+        self.checks.clear()
+        self.finished = False
+        self.refresh_checks()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # None greys a key out in the footer (visible, explains itself); False hides it.
+        if action == "next":
+            return True if self.gate_open() else None
+        if action == "accept_warnings":
+            return True if self.pending_warnings() and not self.busy else None
+        if action == "previous":
+            return STEPS[0][0] != self.STEP
+        return True
+
+    def action_next(self) -> None:
+        keys = [k for k, _ in STEPS]
+        if self.gate_open() and self.STEP in keys[:-1]:
+            self.wizard.goto(keys[keys.index(self.STEP) + 1])
+
+    def action_previous(self) -> None:
+        keys = [k for k, _ in STEPS]
+        if self.STEP in keys[1:]:
+            self.wizard.goto(keys[keys.index(self.STEP) - 1])
+
+    def action_accept_warnings(self) -> None:
+        """Explicit, recorded acceptance: the texts go into the run's manifest (`accepted_warnings`)."""
+        rows = self.pending_warnings()
+        texts = [warning_text(r.check) for r in rows]
+        for text in texts:
+            if text not in self.state.accepted_warnings:
+                self.state.accepted_warnings.append(text)
+        for key, row in list(self.checks.items()):
+            if row in rows:
+                self.checks[key] = CheckRow(row.check, row.blocking, True)
+        self.log_pane.add_lines([f"accepted warning: {t}" for t in texts])
+        self.warnings_accepted(texts)
+        self.refresh_checks()
+
+    def warnings_accepted(self, texts: list[str]) -> None:
+        """Hook: the Run step writes them into the run folder's manifest right away."""
+
+    def action_toggle_guide(self) -> None:
+        # Narrow: the guide replaces the step content; wide: it sits beside it (the class inverts that).
+        self.query_one("#body").toggle_class("guide")
+
+    def notify_error(self, text: str) -> None:
+        self.notify(text, severity="error", timeout=8)

@@ -1,0 +1,130 @@
+"""What the Analyze step plots, as functions of the analysis summary (plain dicts from summary.json).
+
+Each `*_rows` function gives the exact numbers for a DataTable; each `draw_*` draws the same numbers
+with plotext. Published reference figures are always labelled as published, never mixed into a series
+that was measured here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CATEGORIES = ["CONV", "GEMM", "DATA_MOVEMENT", "ELEMENTWISE", "OTHER", "OVERHEAD"]
+SHORT = {"CONV": "conv", "GEMM": "gemm", "DATA_MOVEMENT": "data mv", "ELEMENTWISE": "elemwise", "OTHER": "other",
+         "OVERHEAD": "overhead"}
+PUBLISHED = "published"
+
+
+def pair_cells(summary: dict[str, Any], pair: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Baseline then candidate of a pair, or every cell when there is no pair."""
+    cells: dict[str, dict[str, Any]] = summary.get("cells", {})
+    if pair is None:
+        return list(cells.values())
+    return [cells[c] for c in (pair["baseline_cell"], pair["candidate_cell"]) if c in cells]
+
+
+def latency_rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    for cell in cells:
+        lat = cell["latency"]
+        rows.append((cell["variant"], f"{lat['p10']:.3f}", f"{lat['median']:.3f}", f"{lat['p90']:.3f}",
+                     f"{lat['cv'] * 100:.1f}%", str(lat["n"])))
+    return rows
+
+
+def category_shares(cell: dict[str, Any]) -> dict[str, float]:
+    values = {c: float(cell.get("categories_ms", {}).get(c, 0.0)) for c in CATEGORIES}
+    total = sum(values.values()) or 1.0
+    return {c: 100.0 * v / total for c, v in values.items()}
+
+
+def category_rows(cells: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    rows = []
+    for category in CATEGORIES:
+        row = [category]
+        for cell in cells:
+            ms = float(cell.get("categories_ms", {}).get(category, 0.0))
+            row.append(f"{ms:.3f} ({category_shares(cell)[category]:.0f}%)")
+        rows.append(tuple(row))
+    return rows
+
+
+def reference_category_shares(reference: dict[str, Any]) -> dict[str, float]:
+    split = reference.get("categories_fp16_sme2_on") or {}
+    total = float(split.get("total") or sum(float(split.get(c, 0.0)) for c in CATEGORIES)) or 1.0
+    return {c: 100.0 * float(split.get(c, 0.0)) / total for c in CATEGORIES}
+
+
+def reference_latency_rows(reference: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [(str(r["dtype"]), f"{r['sme2_off']}", f"{r['sme2_on']}", f"{r['speedup']:.2f}×")
+            for r in reference.get("latency", [])]
+
+
+def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str, str, str]]:
+    ops = sorted(cell.get("operators", []), key=lambda o: -float(o.get("median_ms", 0.0)))[:limit]
+    return [(str(o["name"]), str(o["category"]), f"{o['median_ms']:.4f}", f"{o['share'] * 100:.1f}%")
+            for o in ops]
+
+
+def short_op(name: str, width: int = 20) -> str:
+    """ "Fully Connected (NC, F32) GEMM #3" → "Fully Connected #3": the kind and which one, for axis labels."""
+    head = name.split(" (")[0]
+    tail = name.rsplit(" ", 1)[-1] if "#" in name else ""
+    label = f"{head} {tail}".strip()
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def draw_latency(plt: Any, cells: list[dict[str, Any]]) -> None:
+    """Median per variant as bars, p10–p90 as error bars (the spread over measured iterations)."""
+    plt.clear_data()
+    plt.clear_figure()
+    names = [c["variant"] for c in cells]
+    medians = [c["latency"]["median"] for c in cells]
+    if not cells:
+        return
+    plt.bar(names, medians, width=0.4)
+    # plotext draws a symmetric bar of length yerr around y: centre it on the p10–p90 interval.
+    middles = [(c["latency"]["p10"] + c["latency"]["p90"]) / 2 for c in cells]
+    spreads = [c["latency"]["p90"] - c["latency"]["p10"] for c in cells]
+    plt.error(list(range(1, len(cells) + 1)), middles, yerr=spreads)
+    plt.title("latency ms: median, p10–p90")
+
+
+def draw_reference_latency(plt: Any, reference: dict[str, Any]) -> None:
+    plt.clear_data()
+    plt.clear_figure()
+    rows = reference.get("latency", [])
+    if not rows:
+        return
+    plt.multiple_bar([str(r["dtype"]) for r in rows], [[r["sme2_off"] for r in rows], [r["sme2_on"] for r in rows]],
+                     labels=["SME2 off", "SME2 on"])
+    plt.title(f"{PUBLISHED} SqueezeSAM ms — not measured here")
+
+
+def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None) -> None:
+    """Stacked shares of end-to-end time; shares, because the two sides can differ 100× in total."""
+    plt.clear_data()
+    plt.clear_figure()
+    names = [c["variant"] for c in cells]
+    shares = [category_shares(c) for c in cells]
+    if reference is not None:
+        names.append(f"{PUBLISHED} fp16 on")
+        shares.append(reference_category_shares(reference))
+    if not names:
+        return
+    plt.stacked_bar(names, [[s[c] for s in shares] for c in CATEGORIES], labels=[SHORT[c] for c in CATEGORIES],
+                    width=0.5)
+    plt.title("share of end-to-end time, %")
+
+
+def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> None:
+    plt.clear_data()
+    plt.clear_figure()
+    if cell is None:
+        return
+    rows = operator_rows(cell, limit)
+    if not rows:
+        return
+    plt.bar([short_op(r[0]) for r in reversed(rows)], [float(r[2]) for r in reversed(rows)], orientation="horizontal",
+            width=0.6)
+    plt.title(f"top operators, {cell['variant']} (median ms)")

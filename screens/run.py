@@ -1,0 +1,190 @@
+"""Step 4: the run — per-cell progress (queued → running with iteration counts → done), cancel, resume."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, ProgressBar, Static
+
+from screens.base import JobDone, StepScreen
+from sme2tui.errors import ConfigError
+from sme2tui.events import CellStatus, Checkpoint, Event, StepStarted
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from textual.app import ComposeResult
+
+    from screens.services import PipelineHandle
+
+STATE_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "failed": "bold red", "skipped": "dim"}
+
+
+class RunScreen(StepScreen):
+    STEP = "run"
+    EMPTY_CHECKS = "press r to run every cell (export → run → analyze → report)"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run", "Run", id="run.start"),
+        Binding("u", "resume", "Resume", id="run.resume"),
+        Binding("c", "cancel", "Cancel", id="run.cancel"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handle_: PipelineHandle | None = None
+        self.run_dir: Path | None = None
+        self.cells: dict[str, CellStatus] = {}
+        self.stage = ""
+
+    def compose_main(self) -> ComposeResult:
+        yield Static("", id="runinfo")
+        yield ProgressBar(total=None, show_eta=False, id="overall")
+        yield DataTable(id="cells", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#cells", DataTable)
+        table.add_column("cell", key="cell")
+        table.add_column("state", key="state")
+        table.add_column("iterations", key="iterations")
+        table.add_column("detail", key="detail")
+        table.border_title = "cells"
+        self.show_info()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.show_info()
+
+    def show_info(self) -> None:
+        data = self.state.config_data
+        models = ", ".join(str(m.get("name") or m.get("builtin") or m.get("factory") or m.get("pte"))
+                           for m in data.get("models", []))
+        variants = ", ".join(str(v.get("name")) for v in data.get("variants", []))
+        target = (data.get("target") or {}).get("kind", "host")
+        text = Text()
+        text.append(f"{models} × {', '.join(data.get('dtypes', ['fp32']))} × {variants}", style="bold")
+        text.append(f" · warmup {data.get('warmup', 3)} + {data.get('iterations', 20)} iterations · {target}")
+        if self.run_dir is not None:
+            text.append(f"\nrun folder: {self.run_dir.name}", style="dim")
+            text.append(f" · {self.stage}" if self.stage else "", style="dim")
+        elif self.state.resume_dir is not None:
+            text.append(f"\ninterrupted run to resume: {self.state.resume_dir.name} (press u)", style="yellow")
+        self.query_one("#runinfo", Static).update(text)
+
+    # --- actions ---------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return True if self.busy else None
+        if action == "run":
+            return None if self.busy else True
+        if action == "resume":
+            return True if self.state.resume_dir is not None and not self.busy else None
+        return super().check_action(action, parameters)
+
+    def action_run(self) -> None:
+        self.start_run(None)
+
+    def action_resume(self) -> None:
+        if self.state.resume_dir is not None:
+            self.start_run(self.state.resume_dir)
+
+    def start_run(self, resume: Path | None) -> None:
+        if self.busy:
+            return
+        try:
+            config = self.state.config() if resume is None else None
+        except ConfigError as exc:
+            self.reset_checks()
+            self.add_check(Checkpoint("run", "config", "fail", exc.what, exc.fix or ""))
+            self.refresh_checks()
+            return
+        if resume is not None:
+            from sme2tui.run.folder import RunFolder
+
+            _folder, config = RunFolder.open(resume)
+        self.reset_checks()
+        self.cells.clear()
+        self.query_one("#cells", DataTable).clear()
+        self.run_dir = None
+        self.stage = ""
+        self.state.run_dir = None
+        self.log_pane.clear()
+        cancel = threading.Event()
+        handle = self.services.pipeline(
+            config, config_source=self.state.config_source if resume is None else str(resume / "config.json"),
+            config_dir=self.state.config_dir if resume is None else None,
+            output_root=self.state.output_root if resume is None else resume.parent, resume=resume,
+            cancel=cancel)
+        self.handle_ = handle
+        self.start_job("run", handle.events, cancel=cancel)
+        self.show_info()
+
+    def action_cancel(self) -> None:
+        if self.busy:
+            self.cancel.set()
+            self.log_pane.add_lines(["cancelling: the current cell stops, completed cells are kept…"])
+
+    # --- events ----------------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        if self.run_dir is None and self.handle_ is not None and self.handle_.run_dir is not None:
+            self._run_folder_known(self.handle_.run_dir)
+        if isinstance(event, StepStarted):
+            self.stage = event.title
+            self.show_info()
+        elif isinstance(event, CellStatus):
+            self._cell(event)
+
+    def _run_folder_known(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.log_pane.mirror_to(run_dir / "logs" / "tui.log")
+        if self.state.accepted_warnings and self.handle_ is not None:
+            self.handle_.record_accepted(self.state.accepted_warnings)
+        self.show_info()
+
+    def _cell(self, event: CellStatus) -> None:
+        table = self.query_one("#cells", DataTable)
+        self.cells[event.cell_id] = event
+        iterations = f"{event.iterations_done}/{event.iterations_total}" if event.iterations_total else ""
+        state = Text(event.state, style=STATE_STYLE.get(event.state, ""))
+        if event.cell_id in table.rows:
+            table.update_cell(event.cell_id, "state", state)
+            table.update_cell(event.cell_id, "iterations", iterations)
+            table.update_cell(event.cell_id, "detail", event.detail)
+        else:
+            table.add_row(event.cell_id, state, iterations, event.detail, key=event.cell_id)
+        done = sum(1 for c in self.cells.values() if c.state in ("done", "failed", "skipped"))
+        self.query_one("#overall", ProgressBar).update(total=len(self.cells), progress=done)
+
+    def warnings_accepted(self, texts: list[str]) -> None:
+        if self.handle_ is not None and self.run_dir is not None:
+            self.handle_.record_accepted(texts)
+
+    def job_done(self, done: JobDone) -> None:
+        handle = self.handle_
+        if handle is not None and handle.run_dir is not None and self.run_dir is None:
+            self._run_folder_known(handle.run_dir)
+        status = handle.status if handle is not None else "failed"
+        self.state.run_dir = self.run_dir
+        if done.interrupted:
+            self.state.resume_dir = self.run_dir
+            self.add_check(Checkpoint("run", "run", "fail", "interrupted; completed cells are kept",
+                                      "press u to resume (or from History)"))
+        elif not done.ok:
+            first = done.error.splitlines()[0].removeprefix("error: ") if done.error else "the run failed"
+            self.add_check(Checkpoint("run", "run", "fail", first, "read the log above, fix, press r"))
+        elif status != "complete":
+            self.state.resume_dir = self.run_dir
+            self.add_check(Checkpoint("run", "cells", "fail", f"run {status}: not every cell was measured",
+                                      "see the failed cells in the log; press u to retry them"))
+        else:
+            self.state.resume_dir = None
+            self.add_check(Checkpoint("run", "run", "pass", f"every cell measured and analyzed ({status})"))
+        self.finished = done.ok and status == "complete"
+        self.stage = status if done.ok else ("interrupted" if done.interrupted else "failed")
+        self.show_info()
+        self.wizard.run_finished(self.run_dir)

@@ -1,0 +1,349 @@
+"""The one seam between the wizard and the core.
+
+Every call into `sme2tui` goes through `CoreServices`, so screens stay free of pipeline logic and tests
+can swap in `ReplayServices`, which replays recorded event streams (deterministic snapshots) while the
+rest of the UI runs unchanged. Heavy core modules are imported inside the methods: the first frame must
+not wait for them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sme2tui.events import Event, from_json
+
+
+@dataclass(frozen=True)
+class DeviceLine:
+    """One Android device as the Environment screen shows it."""
+
+    serial: str
+    verdict: str  # "sme2" / "sme-only" / "none" / "unknown"
+    text: str
+
+
+@dataclass(frozen=True)
+class DevicesReport:
+    devices: tuple[DeviceLine, ...] = ()
+    unavailable: str = ""  # why no device could be listed ("no ADB server at …")
+
+
+@dataclass(frozen=True)
+class BuildOption:
+    """A runner build the Build screen can offer, or explain why it cannot here."""
+
+    key: str  # "host-native", "host-pair", "android-pair"
+    title: str
+    available: bool
+    detail: str
+    built: str = ""  # path of an existing, current binary
+
+
+@dataclass
+class RunEntry:
+    """One run folder as the History screen lists it (plain data, no pydantic)."""
+
+    path: Path
+    name: str
+    status: str
+    models: list[str]
+    target: str
+    variants: list[str]
+    headline: str
+    comparison: str
+    created: str
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+    summary: dict[str, Any] | None = None
+    report_exists: bool = False
+
+
+class PipelineHandle(Protocol):
+    """What the Run screen needs from a pipeline: its event stream, then its outcome."""
+
+    def events(self) -> Iterator[Event]: ...
+
+    @property
+    def run_dir(self) -> Path | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    def record_accepted(self, texts: Sequence[str]) -> None: ...
+
+
+def _merge_accepted(manifest: dict[str, Any], texts: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*manifest.get("accepted_warnings", []), *texts]))
+
+
+@dataclass
+class _RealPipeline:
+    pipeline: Any  # sme2tui.pipeline.Pipeline; imported lazily
+
+    def events(self) -> Iterator[Event]:
+        events: Iterator[Event] = self.pipeline.events()
+        return events
+
+    @property
+    def run_dir(self) -> Path | None:
+        run_dir: Path | None = self.pipeline.result.run_dir
+        return run_dir
+
+    @property
+    def status(self) -> str:
+        return str(self.pipeline.result.status)
+
+    def record_accepted(self, texts: Sequence[str]) -> None:
+        """Through the pipeline's own RunFolder: its in-memory manifest is the one that gets saved."""
+        folder = self.pipeline.folder
+        if folder is not None:
+            folder.update(accepted_warnings=_merge_accepted(folder.manifest, texts))
+
+
+def runner_build_root(output_root: Path) -> Path:
+    """Runner binaries live beside the run folders, out of History's way (a dot folder)."""
+    return output_root / ".cache" / "runners"
+
+
+class CoreServices:
+    """The real core. Every method either returns plain data quickly or an event iterator for a worker."""
+
+    def doctor(self, output_root: Path) -> Iterator[Event]:
+        from sme2tui.doctor import run_doctor
+
+        return run_doctor(output_root)
+
+    def devices(self) -> DevicesReport:
+        from sme2tui.android.client import AndroidClient
+        from sme2tui.android.errors import AndroidDeviceError
+        from sme2tui.android.report import list_devices_report
+
+        try:
+            facts = list_devices_report(AndroidClient())
+        except AndroidDeviceError as exc:
+            # The adb checkpoint carries the fix; here one line says why there is nothing to list.
+            return DevicesReport(unavailable=exc.what)
+        if not facts:
+            return DevicesReport(unavailable="ADB server is up, but no device is connected — connect a phone "
+                                             "with USB debugging on, or `adb connect HOST:PORT`")
+        lines = []
+        for f in facts:
+            name = " ".join(x for x in (f.manufacturer, f.model) if x) or f.state
+            text = f"{name}: {f.error}" if f.error else f"{name} · {f.soc or 'SoC unknown'} · {f.sme_summary}"
+            lines.append(DeviceLine(f.serial, f.sme, text))
+        return DevicesReport(devices=tuple(lines))
+
+    def build_options(self, output_root: Path, host: dict[str, Any]) -> list[BuildOption]:
+        import os
+
+        from sme2tui.runners.host import find_host_runner
+
+        root = runner_build_root(output_root)
+        built = find_host_runner(root)
+        options = [BuildOption(
+            "host-native", "native host runner (sme2_runner, against the installed executorch wheel)", True,
+            "links XNNPACK + portable kernels; takes seconds", str(built) if built else "")]
+        sme = host.get("sme", "unknown")
+        machine = host.get("machine", "?")
+        source = os.environ.get("EXECUTORCH_SOURCE_DIR", "")
+        if sme != "sme2":
+            why = f"this {machine} host has no SME2 ({host.get('sme_detail', sme)})"
+            options.append(BuildOption("host-pair", "SME2 on/off pair for this host", False, why))
+        elif not source:
+            options.append(BuildOption("host-pair", "SME2 on/off pair for this host", False,
+                                       "needs an ExecuTorch source tree: set EXECUTORCH_SOURCE_DIR"))
+        else:
+            options.append(BuildOption("host-pair", "SME2 on/off pair for this host", True,
+                                       f"from {source}; about 1 GB and several minutes per variant"))
+        ndk = next((os.environ[v] for v in ("ANDROID_NDK", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT")
+                    if os.environ.get(v)), "")
+        if not ndk:
+            options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", False,
+                                       "Android NDK missing: install NDK r27+ and export ANDROID_NDK=/path/to/ndk"))
+        elif not source:
+            options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", False,
+                                       "needs an ExecuTorch source tree: set EXECUTORCH_SOURCE_DIR"))
+        else:
+            options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", True,
+                                       f"NDK {ndk}, source {source}"))
+        return options
+
+    def build(self, key: str, output_root: Path, cancel: threading.Event) -> Iterator[Event]:
+        import os
+
+        root = runner_build_root(output_root)
+        if key == "host-native":
+            from sme2tui.runners.host import build_host_runner, host_build_dir
+
+            return build_host_runner(host_build_dir(root), cancel=cancel)
+        from sme2tui.runners.pairs import build
+
+        source = Path(os.environ.get("EXECUTORCH_SOURCE_DIR", "."))
+        return build("android" if key == "android-pair" else "host", source_dir=source, build_root=root,
+                     cancel=cancel)
+
+    def export(self, config: Any, output_root: Path, config_dir: Path | None,
+               cancel: threading.Event) -> Iterator[Event]:
+        from sme2tui.export.stage import run_exports
+        from sme2tui.pipeline import _require_runtime
+
+        _require_runtime()
+        log_dir = output_root / ".cache" / "tui"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return run_exports(config, cache_root=output_root / ".cache" / "exports", config_dir=config_dir,
+                           log_path=log_dir / "export.log", cancel=cancel, results={})
+
+    def pipeline(self, config: Any, *, config_source: str, config_dir: Path | None, output_root: Path,
+                 resume: Path | None, cancel: threading.Event) -> PipelineHandle:
+        from sme2tui.pipeline import Pipeline
+        from sme2tui.run.folder import RunFolder
+
+        folder = RunFolder.open(resume)[0] if resume is not None else None
+        return _RealPipeline(Pipeline(config, config_source=config_source, config_dir=config_dir,
+                                      output_root=output_root, resume=folder, cancel=cancel))
+
+    def record_accepted_warnings(self, run_dir: Path, accepted: Sequence[str]) -> None:
+        """The user's explicit "yes, I saw these warnings" goes into the manifest with the run."""
+        from sme2tui.run.folder import RunFolder
+
+        folder, _config = RunFolder.open(run_dir)
+        folder.update(accepted_warnings=_merge_accepted(folder.manifest, accepted))
+
+    def list_runs(self, output_root: Path) -> list[RunEntry]:
+        entries = []
+        if not output_root.is_dir():
+            return []
+        for path in sorted(output_root.iterdir(), reverse=True):
+            manifest_path = path / "manifest.json"
+            if path.name.startswith(".") or not manifest_path.is_file():
+                continue
+            try:
+                manifest = json.loads(manifest_path.read_text())
+                config = json.loads((path / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            entries.append(_run_entry(path, manifest, config))
+        return entries
+
+    def load_run(self, run_dir: Path) -> LoadedRun:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        config = json.loads((run_dir / "config.json").read_text())
+        summary_path = run_dir / "analysis" / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+        return LoadedRun(run_dir, manifest, config, summary, (run_dir / "analysis" / "report.md").is_file())
+
+
+def headline(pairs: list[dict[str, Any]]) -> str:
+    """The first pair's speedup as one short phrase: "82.7× (65.9–104)"."""
+    if not pairs:
+        return "—"
+    s = pairs[0].get("speedup") or {}
+    value = s.get("value")
+    if value is None:
+        return "—"
+    return f"{value:.2f}× ({s.get('ci_low', 0):.3g}–{s.get('ci_high', 0):.3g})"
+
+
+def _run_entry(path: Path, manifest: dict[str, Any], config: dict[str, Any]) -> RunEntry:
+    pairs: list[dict[str, Any]] = []
+    summary_path = path / "analysis" / "summary.json"
+    if summary_path.is_file():
+        try:
+            pairs = json.loads(summary_path.read_text()).get("pairs", [])
+        except (OSError, json.JSONDecodeError):
+            pairs = []
+    models = [m.get("name") or m.get("builtin") or str(m.get("factory") or m.get("pte") or "?")
+              for m in config.get("models", [])]
+    comparison = (manifest.get("comparison") or {}).get("label", "")
+    return RunEntry(path=path, name=path.name, status=str(manifest.get("status", "?")), models=models,
+                    target=str(manifest.get("target", "?")),
+                    variants=[str(v.get("name")) for v in config.get("variants", [])],
+                    headline=headline(pairs), comparison=comparison, created=str(manifest.get("created_utc", "")))
+
+
+# --- replay (tests and demos): recorded event streams instead of the live core -----------------------
+
+
+def read_events(path: Path) -> list[Event]:
+    return [from_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class _ReplayPipeline:
+    recorded: list[Event]
+    run_dir_value: Path | None
+    stop_after: int | None = None
+    final_status: str = "complete"
+
+    def events(self) -> Iterator[Event]:
+        from sme2tui.errors import Interrupted
+
+        for index, event in enumerate(self.recorded):
+            if self.stop_after is not None and index >= self.stop_after:
+                self.final_status = "interrupted"
+                raise Interrupted("interrupted; completed cells are kept", where=str(self.run_dir_value))
+            yield event
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.run_dir_value
+
+    @property
+    def status(self) -> str:
+        return self.final_status
+
+    def record_accepted(self, texts: Sequence[str]) -> None:
+        if self.run_dir_value is not None:
+            CoreServices().record_accepted_warnings(self.run_dir_value, texts)
+
+
+@dataclass
+class ReplayServices(CoreServices):
+    """The core's file-reading parts stay real; long steps replay recorded events."""
+
+    doctor_events: list[Event] = field(default_factory=list)
+    run_events: list[Event] = field(default_factory=list)
+    run_dir: Path | None = None
+    export_events: list[Event] = field(default_factory=list)
+    build_events: list[Event] = field(default_factory=list)
+    stop_run_after: int | None = None
+    devices_report: DevicesReport = field(default_factory=lambda: DevicesReport(
+        unavailable="no ADB server at 127.0.0.1:5037 — start one with `adb start-server`"))
+    options: list[BuildOption] | None = None
+    calls: list[str] = field(default_factory=list)
+
+    def doctor(self, output_root: Path) -> Iterator[Event]:
+        self.calls.append("doctor")
+        return iter(self.doctor_events)
+
+    def devices(self) -> DevicesReport:
+        return self.devices_report
+
+    def build_options(self, output_root: Path, host: dict[str, Any]) -> list[BuildOption]:
+        if self.options is not None:
+            return self.options
+        return super().build_options(output_root, host)
+
+    def build(self, key: str, output_root: Path, cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append(f"build:{key}")
+        return iter(self.build_events)
+
+    def export(self, config: Any, output_root: Path, config_dir: Path | None,
+               cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append("export")
+        return iter(self.export_events)
+
+    def pipeline(self, config: Any, *, config_source: str, config_dir: Path | None, output_root: Path,
+                 resume: Path | None, cancel: threading.Event) -> PipelineHandle:
+        self.calls.append(f"pipeline:resume={resume.name if resume else None}")
+        return _ReplayPipeline(list(self.run_events), resume or self.run_dir, self.stop_run_after)
