@@ -11,7 +11,9 @@
 // Exit codes: 0 ok, 1 internal, 2 usage, 3 model load, 4 method load, 5 inputs, 6 execution, 7 writing
 // results. Every failure ends with exactly one line "sme2_runner: error: ..." on stderr.
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <memory>
 #include <optional>
@@ -446,7 +449,15 @@ void write_outputs(Method& method, const std::string& dir, const std::string& me
     } else if (v.isInt()) {
       json << "\"kind\": \"int\", \"value\": " << v.toInt() << "}";
     } else if (v.isDouble()) {
-      json << "\"kind\": \"double\", \"value\": " << v.toDouble() << "}";
+      // JSON has no NaN/Infinity literals.
+      const double d = v.toDouble();
+      json << "\"kind\": \"double\", \"value\": ";
+      if (std::isfinite(d)) {
+        json << std::setprecision(17) << d;
+      } else {
+        json << "null";
+      }
+      json << "}";
     } else if (v.isBool()) {
       json << "\"kind\": \"bool\", \"value\": " << (v.toBool() ? "true" : "false") << "}";
     } else {
