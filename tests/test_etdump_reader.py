@@ -27,6 +27,7 @@ from sme2tui.etdump import (
     read_etdump,
 )
 from sme2tui.etdump.model import make_event
+from tests.data.etdump.build_etdump import Allocation, Debug, Profile, RunData, build
 
 DATA = Path(__file__).parent / "data" / "etdump"
 XNNPACK = DATA / "xnnpack_fp32.etdp"
@@ -209,6 +210,121 @@ def test_plain_and_padded_buffers_read_the_same(tmp_path: Path) -> None:
     padded = tmp_path / "padded.etdp"  # bytes after the announced size are ignored
     padded.write_bytes(data + bytes(16))
     assert _trace_summary(read_etdump(padded)) == reference
+
+
+# --- hand-built files: shapes the runtime here does not produce -----------------------------------
+
+WRAP = 2**32  # a 32-bit tick counter wraps here
+
+
+def crafted_iteration(offset: int) -> list[Profile | Allocation | Debug]:
+    """One execute block: integer delegate ids, allocation/debug events in between, a delegate without
+    internal events, an operator whose 32-bit times wrapped, an event with an empty delegate string."""
+    return [
+        Profile(None, 3, offset + 10, offset + 20, dd_int=7),
+        Allocation(),
+        Debug(3),
+        Profile(None, 3, offset + 20, offset + 25, dd_int=8),
+        Profile("DELEGATE_CALL", 3, offset + 9, offset + 30),
+        Profile("native_call_x.out", 4, WRAP - 100, 50),
+        Profile("OPERATOR_CALL", 4, WRAP - 200, 100),
+        Profile("DELEGATE_CALL", 5, offset + 110, offset + 120),
+        Profile("custom", 6, offset + 121, offset + 122, dd_str=""),
+        Profile("Method::execute", 0, offset + 1, offset + 200, chain_index=-1),
+    ]
+
+
+CRAFTED_LOAD = [
+    Profile("Method::init", 0, 1, 5, chain_index=-1),
+    Profile("Program::load_method", 0, 0, 6, chain_index=-1),
+]
+CRAFTED_RUNS = [
+    RunData("Default", list(CRAFTED_LOAD)),
+    RunData("Execute", crafted_iteration(1000)),
+    RunData("Execute", crafted_iteration(2000)),
+]
+
+
+def test_crafted_file_names_kinds_and_nesting(tmp_path: Path) -> None:
+    path = tmp_path / "crafted.etdp"
+    path.write_bytes(build(CRAFTED_RUNS, version=3))
+    trace = read_etdump(path)
+    assert trace.version == 3
+    assert trace.event_count == 2 + 2 * 8  # allocation and debug events are not profile events
+    assert [it.total for it in trace.iterations] == [199, 199]
+    events = trace.iterations[1].events
+    assert [(e.name, e.kind, e.parent) for e in events] == [
+        ("7", "delegated_op", 2),  # Inspector names events by their integer delegate id
+        ("8", "delegated_op", 2),
+        ("DELEGATE_CALL", "wrapper", -1),
+        ("native_call_x.out", "operator", 4),
+        ("OPERATOR_CALL", "wrapper", -1),
+        ("DELEGATE_CALL", "wrapper", -1),
+        ("custom", "operator", -1),  # an empty delegate string counts as absent
+        ("Method::execute", "total", -1),
+    ]
+    assert (events[0].delegate_debug_id_int, events[0].delegate_debug_id_str) == (7, None)
+    assert events[6].delegate_debug_id_str is None
+    assert events[3].duration == 149 and events[4].duration == 299  # wrapped 32-bit counters
+    leaves = trace.leaf_events(trace.iterations[1])
+    assert [(e.name, e.instruction_id) for e in leaves] == [
+        ("7", 3),
+        ("8", 3),
+        ("native_call_x.out", 4),
+        ("DELEGATE_CALL", 5),  # no internal events: the wrapper is the measurement
+        ("custom", 6),
+    ]
+    plain = tmp_path / "plain.etdp"
+    plain.write_bytes(build(CRAFTED_RUNS, version=3, size_prefixed=False))
+    assert _trace_summary(read_etdump(plain)) == _trace_summary(trace)
+
+
+def test_iterations_are_delimited_by_method_execute_not_by_blocks(tmp_path: Path) -> None:
+    """A runner that never opens event blocks logs everything into one run."""
+    one_run = [
+        *CRAFTED_LOAD,
+        Profile("native_call_a.out", 0, 10, 20),
+        Profile("OPERATOR_CALL", 0, 9, 21),
+        Profile("Method::execute", 0, 8, 22, chain_index=-1),
+        Profile("native_call_a.out", 0, 30, 40),
+        Profile("OPERATOR_CALL", 0, 29, 41),
+        Profile("Method::execute", 0, 28, 42, chain_index=-1),
+        Profile("flush", -1, 50, 60),  # after the last execute: belongs to no iteration
+    ]
+    path = tmp_path / "one_run.etdp"
+    path.write_bytes(build([RunData("Default", one_run)]))
+    trace = read_etdump(path)
+    assert [len(it.events) for it in trace.iterations] == [3, 3]
+    assert [it.total for it in trace.iterations] == [14, 14]
+    assert [(e.name, e.kind) for e in trace.load_events] == [
+        ("Method::init", "load"),
+        ("Program::load_method", "load"),
+        ("flush", "load"),
+    ]
+    assert trace.event_count == 9
+
+
+def test_a_wrapper_only_contains_its_own_instruction(tmp_path: Path) -> None:
+    run = [
+        Profile("native_call_a.out", 1, 10, 20),  # instruction 1 has no OPERATOR_CALL of its own
+        Profile("OPERATOR_CALL", 2, 21, 22),
+        Profile("Method::execute", 0, 0, 30, chain_index=-1),
+    ]
+    path = tmp_path / "instr.etdp"
+    path.write_bytes(build([RunData("Execute", run)]))
+    trace = read_etdump(path)
+    assert [e.parent for e in trace.iterations[0].events] == [-1, -1, -1]
+    assert [e.name for e in trace.leaf_events(trace.iterations[0])] == [
+        "native_call_a.out",
+        "OPERATOR_CALL",
+    ]
+
+
+def test_a_file_without_runs_has_no_iterations(tmp_path: Path) -> None:
+    path = tmp_path / "no_runs.etdp"
+    path.write_bytes(build([]))
+    trace = read_etdump(path)
+    assert (trace.iterations, trace.load_events, trace.event_count) == ((), (), 0)
 
 
 # --- failures -----------------------------------------------------------------------------------
