@@ -232,6 +232,7 @@ def test_host_pair_builds_checks_and_describes_both_variants(host_pair: tuple[Pa
         assert f"-DXNNPACK_ENABLE_ARM_SME2={sme}" in manifest["cmake"]["args"]
         assert manifest["pair_check"].startswith("CMake caches of sme2-on and sme2-off")
         assert manifest["executorch"]["version"] == "1.5.1" and manifest["executorch"]["source"] == "tree"
+        assert manifest["executorch"]["dirty"] is False and manifest["executorch"]["path"] == str(FAKE_ET)
         assert manifest["compiler"]["id"] and manifest["compiler"]["path"]
         assert manifest["architecture"]["canonical"] == read_arch(binary).canonical
         # The stand-in project really received what the manifest says it was configured with.

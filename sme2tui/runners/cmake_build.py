@@ -206,7 +206,7 @@ def build_manifest(
     configure_args: Sequence[str],
     build_dir: Path,
     cache_prefixes: Sequence[str],
-    executorch: Mapping[str, str],
+    executorch: Mapping[str, Any],
     build_seconds: float,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -82,7 +82,8 @@ def _check_host(target: Target) -> Iterator[Event]:
             f"macOS runners can only be built on an Apple Silicon Mac; this is {platform.system()} "
             f"{platform.machine()}",
             where="target=macos",
-            fix="run the build on an M-series Mac (M4 or newer has SME2), or build target=android here",
+            fix="run the build on an M-series Mac (M4 or newer has SME2), or build target=android here; on an "
+            "M-series Mac that reports x86_64, this Python runs under Rosetta: use an arm64 Python",
         )
     if target == "host" and host_canonical() != "arm64":
         yield Checkpoint(
@@ -301,7 +302,7 @@ def _build_one(
             "source": "tree",
             "path": str(tree["path"]),
             "git_commit": str(tree["commit"]),
-            "dirty": "yes" if tree["dirty"] else "no",
+            "dirty": bool(tree["dirty"]),
             "version": str(tree["version"]),
         },
         build_seconds=seconds,
