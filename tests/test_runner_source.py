@@ -156,3 +156,19 @@ def test_default_location_is_per_ref_and_reused(
     assert again["adopted"] is True and again["path"] == first["path"]
     _, tag = _setup(None, ref="v1.5.1", remote=str(remote.path))
     assert tag["path"].endswith("executorch-v1.5.1") and tag["commit"] == remote.first
+
+
+def test_runners_built_from_a_cloned_tree_record_its_commit(remote: Remote, tmp_path: Path) -> None:
+    import json
+
+    from sme2tui.runners.pairs import build, pair_build_dir
+
+    dest = tmp_path / "et"
+    _setup(dest, ref=remote.first, remote=str(remote.path))
+    list(build("host", ("sme2-on", "sme2-off"), source_dir=dest, build_root=tmp_path / "runners"))
+    manifest = json.loads(
+        (pair_build_dir(tmp_path / "runners", "host", "sme2-off") / "runner_manifest.json").read_text()
+    )
+    assert manifest["executorch"]["git_commit"] == remote.first
+    # Build folders live outside the tree, so building leaves the tree clean.
+    assert manifest["executorch"]["dirty"] is False and describe_tree(dest).dirty is False
