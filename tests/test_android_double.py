@@ -62,9 +62,7 @@ def test_adbutils_sync_push_stat_list_pull(adb: adbutils.AdbClient, lab: Lab, tm
     device.sync.pull("/data/local/tmp/new/dir/f.bin", tmp_path / "f.bin")
     assert (tmp_path / "f.bin").read_bytes() == payload
     phone = lab.server.devices[0]
-    assert phone.received[-1].path == "/data/local/tmp/new/dir/f.bin" and phone.received[-1].size == len(
-        payload
-    )
+    assert phone.received[-1].path == "/data/local/tmp/new/dir/f.bin" and phone.received[-1].size == len(payload)
     assert phone.bytes_received == len(payload)
     with pytest.raises(adbutils.AdbError, match="No such file"):
         device.sync.read_bytes("/data/local/tmp/none")
@@ -78,9 +76,7 @@ def test_device_paths_and_proc_sys_are_served_from_the_fixture(adb: adbutils.Adb
     assert device.shell("getprop ro.soc.model") == "MT6993"
     assert device.shell("getprop no.such.prop fallback") == "fallback"
     assert (
-        device.shell(
-            "settings put global stay_on_while_plugged_in 7; settings get global stay_on_while_plugged_in"
-        )
+        device.shell("settings put global stay_on_while_plugged_in 7; settings get global stay_on_while_plugged_in")
         == "7"
     )
     assert device.shell("cd /data/local/tmp && pwd") == "/data/local/tmp"
@@ -172,6 +168,4 @@ def test_output_unmapper_handles_a_root_split_across_chunks() -> None:
     text = b"hash  /tmp/dev/root/data/x\n/tmp/dev/root\n"
     for cut in range(len(text) + 1):
         unmapper = OutputUnmapper(root)
-        assert (
-            unmapper.feed(text[:cut]) + unmapper.feed(text[cut:]) + unmapper.flush() == b"hash  /data/x\n/\n"
-        )
+        assert unmapper.feed(text[:cut]) + unmapper.feed(text[cut:]) + unmapper.flush() == b"hash  /data/x\n/\n"

@@ -93,9 +93,7 @@ def test_no_features_means_unknown_not_none() -> None:
 
 
 def test_getprop_including_multiline_values_and_empty_values() -> None:
-    text = (
-        "[ro.product.model]: [V2509A]\n[ro.kernel.qemu]: []\n[persist.x.motd]: [line one\nline two]\nnoise\n"
-    )
+    text = "[ro.product.model]: [V2509A]\n[ro.kernel.qemu]: []\n[persist.x.motd]: [line one\nline two]\nnoise\n"
     props = parse_getprop(text)
     assert props == {
         "ro.product.model": "V2509A",
@@ -140,9 +138,7 @@ def test_split_sections_ignores_text_before_first_marker() -> None:
         (EMULATOR, "none", True, (), "ranchu"),
     ],
 )
-def test_build_facts_from_a_whole_dump(
-    fixture: str, sme: str, emulator: bool, big: tuple[int, ...], soc: str
-) -> None:
+def test_build_facts_from_a_whole_dump(fixture: str, sme: str, emulator: bool, big: tuple[int, ...], soc: str) -> None:
     facts = build_facts("SERIAL", "device", _dump(fixture))
     assert facts.sme == sme
     assert facts.emulator is emulator

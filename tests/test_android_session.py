@@ -439,3 +439,11 @@ def test_pulled_files_get_ordinary_permissions(session: DeviceSession, phone: Fa
 def test_importing_facts_does_not_import_adbutils() -> None:
     code = "import sys, sme2tui.android.facts, sme2tui.android.errors; assert 'adbutils' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_stderr_printed_before_a_cut_is_kept_in_the_error(session: DeviceSession, phone: FakeDevice) -> None:
+    phone.fail_shell("corrupt", "vanish", after_output=len("model file is corrupt\n"))
+    with pytest.raises(AndroidDeviceError) as info:
+        session.run(["sh", "-c", "echo 'model file is corrupt' >&2; sleep 5"])
+    assert info.value.kind is Fault.GONE
+    assert info.value.detail is not None and "model file is corrupt" in info.value.detail

@@ -50,9 +50,7 @@ HOSTILE = [
 
 def _argv_back(line: str) -> list[str]:
     """What a POSIX shell makes of `line` as the arguments of printf (NUL-separated)."""
-    out = subprocess.run(
-        ["/bin/sh", "-c", f"printf '%s\\0' {line}"], capture_output=True, timeout=10, check=True
-    )
+    out = subprocess.run(["/bin/sh", "-c", f"printf '%s\\0' {line}"], capture_output=True, timeout=10, check=True)
     return out.stdout.decode().split("\0")[:-1]
 
 
@@ -66,10 +64,7 @@ def test_join_keeps_word_boundaries() -> None:
 
 
 def test_plain_words_stay_readable_and_assignments_do_not() -> None:
-    assert (
-        join(["./runner", "--threads", "4", "/data/local/tmp/x.pte"])
-        == "./runner --threads 4 /data/local/tmp/x.pte"
-    )
+    assert join(["./runner", "--threads", "4", "/data/local/tmp/x.pte"]) == "./runner --threads 4 /data/local/tmp/x.pte"
     assert quote("A=b") == "'A=b'"  # a bare first word A=b would be an assignment
     assert quote("") == "''"
 
@@ -123,12 +118,8 @@ def test_pidfile_form_keeps_exit_status_and_cleans_up(tmp_path: Path, script: st
 
 def test_pidfile_form_records_the_programs_pid_and_env(tmp_path: Path) -> None:
     pidfile = tmp_path / "p2"
-    line = command_line(
-        ["sh", "-c", 'echo "$$ $A"; cat "$0"', str(pidfile)], env={"A": "it's"}, pidfile=str(pidfile)
-    )
-    out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=10, text=True).stdout.split(
-        "\n"
-    )
+    line = command_line(["sh", "-c", 'echo "$$ $A"; cat "$0"', str(pidfile)], env={"A": "it's"}, pidfile=str(pidfile))
+    out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=10, text=True).stdout.split("\n")
     pid, a = out[0].split(" ", 1)
     assert a == "it's"
     assert out[1] == pid  # the pid file names the program itself, not a wrapper shell
@@ -139,15 +130,11 @@ def test_kill_line_kills_only_the_recorded_program(tmp_path: Path) -> None:
     proc = subprocess.Popen(["sleep", "30"])
     try:
         pidfile.write_text(f"{proc.pid}\n")
-        out = subprocess.run(
-            ["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True
-        )
+        out = subprocess.run(["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True)
         assert out.stdout == "killed\n"
         assert proc.wait(timeout=5) == -9
         assert not pidfile.exists()
-        again = subprocess.run(
-            ["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True
-        )
+        again = subprocess.run(["/bin/sh", "-c", kill_line(str(pidfile))], capture_output=True, timeout=10, text=True)
         assert again.stdout == "" and again.returncode == 0
     finally:
         proc.kill()
@@ -178,9 +165,7 @@ def test_hostile_names_run_nothing_on_the_device(lab: Lab) -> None:
         f"x && touch {canary}",
         f"x | touch {canary}",
     ]
-    session = DeviceSession(
-        AndroidClient(f"127.0.0.1:{lab.port}", timeouts=Timeouts(query=10, run=10)), SME2_SERIAL
-    )
+    session = DeviceSession(AndroidClient(f"127.0.0.1:{lab.port}", timeouts=Timeouts(query=10, run=10)), SME2_SERIAL)
     # The control: the same text unquoted really would create the canary on this device.
     session.run_line(f"echo $(touch {canary})")
     assert device.exists(canary)

@@ -181,7 +181,11 @@ class DeviceSession:
                 detail="\n".join([line, *exc.stderr.decode(errors="replace").splitlines()[-5:]]),
             ) from exc
         except wire.Cut as exc:
-            raise self.client.translate(exc.__cause__ or exc, serial=self.serial, phase=phase) from exc
+            error = self.client.translate(exc.__cause__ or exc, serial=self.serial, phase=phase)
+            partial = exc.stderr.decode(errors="replace").splitlines()[-5:]
+            if partial:  # what the program said before the cut is often the reason for it
+                error.detail = "\n".join([error.detail or "", "stderr before the cut:", *partial])
+            raise error from exc
         finally:
             conn.close()
         return RunResult(

@@ -49,7 +49,9 @@ VALID_STATES = ("device", "unauthorized", "offline")
 class ShellFault:
     """What happens to shell commands whose device-side text matches `pattern` (re.search).
 
-    action: "drop"   — the command starts, then the connection is cut (command killed, no exit status);
+    action: "drop"   — the command starts, and once `after_output` bytes of its output have been forwarded
+                       (0 = at once) the connection is cut: no exit status; the command then meets
+                       the device's hang-up policy (`kill_on_hangup`);
             "vanish" — like drop, and the device disappears from `host:devices` (cable pulled);
             "hang"   — the command never runs and nothing is answered until the client gives up;
             "signal" — the command starts and is killed with `signal` (exit status 128+signal).
@@ -60,6 +62,7 @@ class ShellFault:
     action: str
     signal: int = 9
     times: int | None = None
+    after_output: int = 0
 
 
 @dataclass
@@ -184,7 +187,7 @@ class FakeDevice:
             live = list(self._live)
             self._live.clear()
         for sock in live:
-            wire.abort(sock)
+            wire.hang_up(sock)  # the thread serving it notices and closes it
 
     def replug(self) -> None:
         with self._lock:
@@ -210,11 +213,13 @@ class FakeDevice:
         return path.read_text().strip() if path.exists() else None
 
     # ---- fault injection ----------------------------------------------------------------------------
-    def fail_shell(self, pattern: str, action: str, *, signal: int = 9, times: int | None = None) -> None:
+    def fail_shell(
+        self, pattern: str, action: str, *, signal: int = 9, times: int | None = None, after_output: int = 0
+    ) -> None:
         if action not in ("drop", "vanish", "hang", "signal"):
             raise ValueError(f"unknown shell fault action {action!r}")
         with self._lock:
-            self.faults.shell.append(ShellFault(pattern, action, signal, times))
+            self.faults.shell.append(ShellFault(pattern, action, signal, times, after_output))
 
     def drop_push_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
         with self._lock:

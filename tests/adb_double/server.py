@@ -81,7 +81,7 @@ class AdbDoubleServer:
         with self._lock:
             clients, procs, threads = list(self._clients), list(self._procs), list(self._threads)
         for sock in clients:
-            wire.abort(sock)
+            wire.hang_up(sock)
         for proc in procs:
             _kill_group(proc)
         for thread in threads:

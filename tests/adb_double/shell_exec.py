@@ -119,17 +119,20 @@ def run_shell(
         start_new_session=True,  # its own process group, so a hang-up can kill the whole tree
     )
     track(None, proc)
+    cut_after: int | None = None
+    if fault is not None and fault.action in ("drop", "vanish"):
+        cut_after = fault.after_output
     try:
-        if fault is not None and fault.action in ("drop", "vanish"):
-            _kill_group(proc)
-            proc.wait(timeout=5)
+        if fault is not None and fault.action == "signal":
+            _kill_group(proc, fault.signal)
+        outcome = _stream(device, sock, proc, v2=v2, stop=stop, cut_after=cut_after)
+        if outcome == "cut":
+            assert fault is not None
             if fault.action == "vanish":
                 device.unplug()
             wire.abort(sock)
-            return
-        if fault is not None and fault.action == "signal":
-            _kill_group(proc, fault.signal)
-        if _stream(device, sock, proc, v2=v2, stop=stop):
+            _hang_up(device, proc, stop)
+        elif outcome == "done":
             code = proc.wait(timeout=30)
             status = 128 - code if code < 0 else code
             if v2:
@@ -146,9 +149,16 @@ def run_shell(
 
 
 def _stream(
-    device: FakeDevice, sock: socket.socket, proc: subprocess.Popen[bytes], *, v2: bool, stop: threading.Event
-) -> bool:
-    """Forward output until the command's pipes close. False if the client left or the server stopped."""
+    device: FakeDevice,
+    sock: socket.socket,
+    proc: subprocess.Popen[bytes],
+    *,
+    v2: bool,
+    stop: threading.Event,
+    cut_after: int | None,
+) -> str:
+    """Forward output until the command's pipes close ("done"), the client leaves or the server stops
+    ("left"), or `cut_after` bytes of output have been forwarded ("cut": an injected drop)."""
     assert proc.stdout is not None
     pipes: dict[int, int] = {proc.stdout.fileno(): 1}
     if v2:
@@ -160,22 +170,27 @@ def _stream(
         sel.register(fd, selectors.EVENT_READ)
     sel.register(sock, selectors.EVENT_READ)
     open_pipes = set(pipes)
+    forwarded = 0
 
     def emit(fd: int, data: bytes) -> None:
+        nonlocal forwarded
         if data:
             wire.send_all(sock, wire.shell_v2_packet(pipes[fd], data) if v2 else data)
+            forwarded += len(data)
 
     try:
         while open_pipes:
+            if cut_after is not None and forwarded >= cut_after:
+                return "cut"
             if stop.is_set():
-                return False
+                return "left"
             for key, _ in sel.select(timeout=0.05):
                 if key.fileobj is sock:
                     try:
                         if not sock.recv(4096):  # stdin packets are ignored; EOF means the client left
-                            return False
+                            return "left"
                     except OSError:
-                        return False
+                        return "left"
                     continue
                 fd = int(key.fd)
                 chunk = os.read(fd, 65536)
@@ -185,6 +200,6 @@ def _stream(
                     emit(fd, unmappers[fd].flush())
                     sel.unregister(fd)
                     open_pipes.discard(fd)
-        return True
+        return "cut" if cut_after is not None else "done"
     finally:
         sel.close()

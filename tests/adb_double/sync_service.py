@@ -75,9 +75,7 @@ def _list(device: FakeDevice, sock: socket, path: str) -> None:
         raw = name.encode()
         wire.send_all(
             sock,
-            b"DENT"
-            + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw))
-            + raw,
+            b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw)) + raw,
         )
     wire.send_all(sock, b"DONE" + bytes(16))
 

@@ -60,9 +60,16 @@ def shell_v2_packet(packet_id: int, data: bytes) -> bytes:
     return struct.pack("<BI", packet_id, len(data)) + data
 
 
-def abort(sock: socket.socket) -> None:
-    """Cut the connection the way a pulled cable does: RST, no orderly shutdown."""
+def hang_up(sock: socket.socket) -> None:
+    """End a connection from any thread, as the adb server does when the device or its link goes away:
+    the client still receives what was already sent, then EOF. (shutdown, unlike close, also wakes a
+    thread blocked on the socket.)"""
     with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def abort(sock: socket.socket) -> None:
+    """hang_up, then release the socket (for the thread that owns it)."""
+    hang_up(sock)
     with contextlib.suppress(OSError):
         sock.close()
