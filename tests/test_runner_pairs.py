@@ -8,6 +8,7 @@ ExecuTorch build itself (hours, and network for KleidiAI) and an Android toolcha
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -30,9 +31,7 @@ from sme2tui.runners.variants import SME_SWITCHES, android_platform, parse_varia
 DATA = Path(__file__).parent / "data"
 FAKE_ET = DATA / "fake_executorch"
 FAKE_NDK = DATA / "fake_ndk"
-HAVE_CROSS = (
-    shutil.which("aarch64-linux-gnu-g++") is not None and shutil.which("aarch64-linux-gnu-gcc") is not None
-)
+HAVE_CROSS = shutil.which("aarch64-linux-gnu-g++") is not None and shutil.which("aarch64-linux-gnu-gcc") is not None
 needs_cross = pytest.mark.skipif(
     not HAVE_CROSS,
     reason="Debian's aarch64 cross compiler is not installed (apt-get install g++-aarch64-linux-gnu)",
@@ -276,22 +275,15 @@ def test_android_pair_produces_aarch64_runners_with_libcxx(tmp_path: Path) -> No
     events = _events("android", ("sme2-on", "sme2-off", "sme2-on-kernellog", "sme2-off-kernellog"), tmp_path,
                      ndk=FAKE_NDK, android_platform="android-28")  # fmt: skip
     assert isinstance(events[-1], StepFinished) and events[-1].ok
-    assert (
-        sum(e.name == "pair-identical" and e.status == "pass" for e in events if isinstance(e, Checkpoint))
-        == 2
-    )
+    assert sum(e.name == "pair-identical" and e.status == "pass" for e in events if isinstance(e, Checkpoint)) == 2
     # Honest about the stand-in: Debian's cross compiler links the glibc loader, not Android's.
-    assert any(
-        isinstance(e, Checkpoint) and e.name == "android-loader" and e.status == "warn" for e in events
-    )
+    assert any(isinstance(e, Checkpoint) and e.name == "android-loader" and e.status == "warn" for e in events)
     assert sum(isinstance(e, ArtifactWritten) and e.kind == "runtime-library" for e in events) == 4
     for variant in ("sme2-on", "sme2-off", "sme2-on-kernellog"):
         folder = pair_build_dir(tmp_path, "android", variant)
         arch = read_arch(folder / "executor_runner")
         assert (arch.format, arch.machine, arch.bits) == ("ELF", "aarch64", 64)
-        assert (folder / "libc++_shared.so").read_bytes() == next(
-            FAKE_NDK.rglob("libc++_shared.so")
-        ).read_bytes()
+        assert (folder / "libc++_shared.so").read_bytes() == next(FAKE_NDK.rglob("libc++_shared.so")).read_bytes()
         manifest = json.loads((folder / "runner_manifest.json").read_text())
         assert manifest["ndk"]["revision"] == "27.2.12479018"
         assert manifest["android_platform"] == "android-28"
@@ -302,10 +294,7 @@ def test_android_pair_produces_aarch64_runners_with_libcxx(tmp_path: Path) -> No
     log_manifest = json.loads(
         (pair_build_dir(tmp_path, "android", "sme2-off-kernellog") / "runner_manifest.json").read_text()
     )
-    assert (
-        log_manifest["kernel_log"] is True
-        and log_manifest["cmake_cache"]["CMAKE_CXX_FLAGS"] == "-DXNN_LOG_LEVEL=4"
-    )
+    assert log_manifest["kernel_log"] is True and log_manifest["cmake_cache"]["CMAKE_CXX_FLAGS"] == "-DXNN_LOG_LEVEL=4"
 
 
 def test_an_android_runner_that_is_not_arm64_is_caught(tmp_path: Path) -> None:
@@ -336,9 +325,7 @@ def test_no_ndk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.skipif(
-    platform.system() == "Darwin" and platform.machine() == "arm64", reason="this is an M-series Mac"
-)
+@pytest.mark.skipif(platform.system() == "Darwin" and platform.machine() == "arm64", reason="this is an M-series Mac")
 def test_macos_needs_an_apple_silicon_mac(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem) as info:
         _events("macos", ("sme2-on", "sme2-off"), tmp_path)
@@ -377,10 +364,12 @@ def test_cancel_stops_a_running_build(tmp_path: Path) -> None:
     cancel = threading.Event()
     seen: list[Any] = []
     start = time.monotonic()
+    # A duration unique to this test process marks its sleep, so a concurrent run cannot confuse the check.
+    marker = f"{47 + os.getpid() % 1000 / 1000:.3f}"
 
     def consume() -> None:
         for event in build("host", ("sme2-on", "sme2-off"), source_dir=FAKE_ET, build_root=tmp_path,
-                           extra_cmake_args=["-DFAKE_SLOW_BUILD_SECONDS=47"], cancel=cancel):  # fmt: skip
+                           extra_cmake_args=[f"-DFAKE_SLOW_BUILD_SECONDS={marker}"], cancel=cancel):  # fmt: skip
             seen.append(event)
             if isinstance(event, LogLine) and " --build " in event.text:
                 threading.Timer(0.5, cancel.set).start()
@@ -396,4 +385,4 @@ def test_cancel_stops_a_running_build(tmp_path: Path) -> None:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        assert not (b"sleep" in args and b"47" in args), args
+        assert not (b"sleep" in args and marker.encode() in args), args
