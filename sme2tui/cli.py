@@ -74,9 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--resume", type=Path, dest="sub_resume", metavar="RUN_DIR")
 
-    p = sub.add_parser("analyze", help="analyze a run folder again (new rules, new code)")
-    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run folder(s)")
-    p.add_argument("--categories", type=Path, dest="sub_categories")
+    p = sub.add_parser("analyze", help="analyze run folders again, or bare .etdump files from any runner")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run folder(s) and/or .etdump file(s)")
+    p.add_argument("--categories", type=Path, dest="sub_categories", help="operator-category rules JSON")
+    p.add_argument("--warmup", type=int, default=0, help="iterations to drop from bare .etdump files (default 0)")
+    p.add_argument("--json", action="store_true", dest="sub_json")
+
+    p = sub.add_parser("compare", help="compare the same cells of two analyzed runs (B vs A)")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
     p.add_argument("--json", action="store_true", dest="sub_json")
 
     p = sub.add_parser("report", help="write analysis/report.md for an analyzed run folder")
@@ -293,10 +299,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from sme2tui.report.markdown import render_report
     from sme2tui.run.folder import RunFolder
 
+    from sme2tui.analysis.categorize import Categorizer
+    from sme2tui.analysis.files import analyze_etdump_file, file_summary, render_file_analysis
+
+    if args.warmup < 0:
+        raise ConfigError("--warmup must be 0 or more", where="command line", fix="e.g. --warmup 3")
     printer = EventPrinter()
     code = 0
-    outputs = []
+    outputs: list[dict[str, Any]] = []
     for path in args.paths:
+        if path.is_file():
+            try:
+                result = analyze_etdump_file(path, warmup=args.warmup,
+                                             categorizer=Categorizer.load(args.sub_categories))
+            except Sme2Error as exc:
+                print(exc.render(), file=sys.stderr)
+                code = int(exc.exit_code)
+                continue
+            print(render_file_analysis(result), file=sys.stderr)
+            outputs.append({"etdump": str(path), **file_summary(result)})
+            continue
+        if not path.exists():
+            raise ConfigError(f"no such file or folder: {path}", where="command line",
+                              fix="pass a run folder (runs/<stamp>-<name>) or an .etdump file")
         folder, config = RunFolder.open(path)
         summary = None
         for event in analyze_run(folder, config, categories=args.sub_categories):
@@ -312,6 +337,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.sub_json:
         _print_json({"ok": code == 0, "analyzed": outputs})
     return code
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sme2tui.analysis.runs_compare import compare_runs, render_comparison
+
+    summaries = []
+    for run_dir in (args.run_a, args.run_b):
+        path = run_dir / "analysis" / "summary.json"
+        if not path.is_file():
+            raise ConfigError(f"{run_dir} has no analysis/summary.json", where=str(run_dir),
+                              fix=f"analyze it first: sme2tui analyze {run_dir}")
+        summaries.append(json.loads(path.read_text()))
+    result = compare_runs(summaries[0], summaries[1])
+    print(render_comparison(result), file=sys.stderr)
+    if args.sub_json:
+        _print_json(result)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -342,7 +384,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor, "config": cmd_config, "models": cmd_models, "export": cmd_export, "run": cmd_run,
-    "analyze": cmd_analyze, "report": cmd_report,
+    "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report,
 }
 
 

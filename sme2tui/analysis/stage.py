@@ -11,6 +11,8 @@ from typing import Any
 from sme2tui.analysis.categorize import ALL_BUCKETS, Categorizer
 from sme2tui.analysis.cell import CellAnalysis, analyze_cell
 from sme2tui.analysis.compare import PairComparison, compare_cells
+from sme2tui.analysis.evidence import VariantEvidence, variant_evidence
+from sme2tui.analysis.shape import compare_shape, load_reference_summary
 from sme2tui.config import RunConfig
 from sme2tui.errors import AnalysisError
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
@@ -43,6 +45,26 @@ def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
                 "no SME2 is involved")
     return {"label": f"{cand.display} vs {base.display}", "baseline": base.name, "candidate": cand.name,
             "is_sme2": False, "note": note}
+
+
+def _evidence_checks(evidence: dict[str, VariantEvidence], sme2_capable: bool) -> Iterator[Event]:
+    for name, ev in evidence.items():
+        if ev.claims_sme2 == "on" and sme2_capable and ev.sme2 == "not seen":
+            yield Checkpoint("analyze", "SME2 evidence", "fail",
+                             f"variant `{name}` is labelled SME2 on, runs on an SME2 CPU, but its kernel log shows NO "
+                             "SME2 micro-kernels: its numbers are not an SME2 measurement",
+                             "check the runner was built with XNNPACK_ENABLE_ARM_SME2=ON (sme2tui build … --variants "
+                             "sme2-on) and that the dtype has SME2 kernels", subject=name)
+        elif ev.claims_sme2 == "on" and ev.sme2 == "unknown":
+            yield Checkpoint("analyze", "SME2 evidence", "warn", f"variant `{name}`: {ev.detail}",
+                             "add the kernel-log runner variant to prove SME2 kernels ran", subject=name)
+        elif ev.claims_sme2 == "off" and ev.sme2 == "seen":
+            yield Checkpoint("analyze", "SME2 evidence", "fail",
+                             f"variant `{name}` is labelled SME2 off but its kernel log names SME2 kernels "
+                             f"({', '.join(ev.sme2_kernels[:3])})", "rebuild the sme2-off runner", subject=name)
+        else:
+            yield Checkpoint("analyze", "SME2 evidence", "pass" if ev.sme2 != "unknown" else "skip",
+                             f"variant `{name}`: {ev.detail}", subject=name)
 
 
 def _categories_csv(cells: dict[str, CellAnalysis]) -> str:
@@ -129,6 +151,12 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     comparison = comparison_label(config, sme2_capable)
     if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
         folder.add_warning(comparison["note"])
+    evidence: dict[str, VariantEvidence] = {}
+    for variant in config.variants:
+        members = [(a, folder.cell_dir(a.cell_id)) for a in cells.values() if a.variant == variant.name]
+        if members:
+            evidence[variant.name] = variant_evidence(variant.name, variant.sme2, members)
+    yield from _evidence_checks(evidence, sme2_capable)
     summary = {
         "run": folder.root.name,
         "target": config.target.kind,
@@ -140,6 +168,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         "pairs": [p.to_dict() for p in pairs],
         "failed_cells": failed,
         "reference": squeezesam(),
+        "evidence": {k: v.to_dict() for k, v in evidence.items()},
         "warnings": list(folder.manifest.get("warnings", [])),
     }
     out = folder.root / "analysis"
@@ -152,5 +181,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                          for p in pairs])
     for name in ("summary.json", "categories.csv", "operators.csv"):
         yield ArtifactWritten("analyze", f"analysis/{name}", "table")
+    reference = load_reference_summary()
+    if reference is not None and reference.get("run") != summary["run"]:
+        yield from compare_shape(summary, reference)
     yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cells analyzed, {len(pairs)} pairs",
                        data={"summary": summary})

@@ -1,0 +1,74 @@
+"""SME2 evidence: did SME2 (and KleidiAI) kernels actually run in a variant? Seen, not seen, or unknown.
+
+Event names alone cannot prove SME2: KleidiAI's packed types (PF16, PF32, QP8, PQS8) show that KleidiAI
+kernels ran, but KleidiAI also has NEON paths. Only XNNPACK's kernel log from a log-enabled runner names the
+micro-kernels, and SME2 ones carry `sme2` in their names. So: a kernel log decides SME2; without one the
+answer is "cannot be known", said plainly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sme2tui.analysis.cell import CellAnalysis
+
+Seen = Literal["seen", "not seen", "unknown"]
+KERNEL_LOGS = ("kernel.log", "stderr.log", "runner-stderr.log")
+_SME2_KERNEL = re.compile(r"\b\w*sme2\w*\b", re.IGNORECASE)
+_KLEIDI_KERNEL = re.compile(r"\b\w*kai_\w+|\bkleidiai\b", re.IGNORECASE)
+_XNN_KERNEL = re.compile(r"\bxnn_\w+_ukernel\w*|\bukernel\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class VariantEvidence:
+    variant: str
+    claims_sme2: str | None  # the variant's own "sme2": "on"/"off"/None
+    sme2: Seen
+    kleidiai: Seen
+    detail: str
+    sme2_kernels: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def scan_kernel_log(text: str) -> tuple[bool, set[str], bool]:
+    """(the log names micro-kernels at all, SME2 kernel names found, KleidiAI kernels found)."""
+    names_kernels = bool(_XNN_KERNEL.search(text) or _KLEIDI_KERNEL.search(text))
+    return names_kernels, set(_SME2_KERNEL.findall(text)), bool(_KLEIDI_KERNEL.search(text))
+
+
+def variant_evidence(variant: str, claims: str | None, cells: list[tuple[CellAnalysis, Path]]) -> VariantEvidence:
+    kleidi_events = any(c.kleidiai_seen for c, _ in cells)
+    delegated_events = any(o.delegated for c, _ in cells for o in c.operators)
+    logs = [d / name for _, d in cells for name in KERNEL_LOGS if (d / name).is_file()]
+    sme2_names: set[str] = set()
+    log_has_kernels = False
+    kleidi_log = False
+    for log in logs:
+        has, names, kleidi = scan_kernel_log(log.read_text(errors="replace"))
+        log_has_kernels |= has
+        sme2_names |= names
+        kleidi_log |= kleidi
+    has_events = any(c.operators for c, _ in cells)
+    if log_has_kernels:
+        sme2: Seen = "seen" if sme2_names else "not seen"
+        how = f"XNNPACK kernel log ({len(logs)} file(s))"
+    elif has_events and not delegated_events:
+        sme2 = "not seen"
+        how = "no operator is delegated to XNNPACK; ExecuTorch's portable kernels have no SME2 code"
+    else:
+        sme2 = "unknown"
+        how = "no kernel log (build the kernel-log runner variant to prove which micro-kernels ran)"
+    if kleidi_events or kleidi_log:
+        kleidiai: Seen = "seen"
+    elif delegated_events:
+        kleidiai = "not seen"
+    else:
+        kleidiai = "unknown"
+    detail = f"SME2 kernels {sme2} ({how}); KleidiAI kernels {kleidiai}" + (
+        " (packed types such as PF16/QP8 in XNNPACK event names)" if kleidi_events else "")
+    return VariantEvidence(variant, claims, sme2, kleidiai, detail, tuple(sorted(sme2_names))[:20])
