@@ -293,14 +293,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from sme2tui.analysis.categorize import Categorizer
+    from sme2tui.analysis.files import analyze_etdump_file, file_summary, render_file_analysis
     from sme2tui.analysis.stage import analyze_run
     from sme2tui.events import StepFinished
     from sme2tui.fileio import write_text_atomic
     from sme2tui.report.markdown import render_report
     from sme2tui.run.folder import RunFolder
-
-    from sme2tui.analysis.categorize import Categorizer
-    from sme2tui.analysis.files import analyze_etdump_file, file_summary, render_file_analysis
 
     if args.warmup < 0:
         raise ConfigError("--warmup must be 0 or more", where="command line", fix="e.g. --warmup 3")

@@ -66,6 +66,7 @@ def compare_shape(summary: dict[str, Any], reference: dict[str, Any]) -> list[Ch
         checks.append(Checkpoint(
             "analyze", "speedup direction as reference", "pass" if same else "warn",
             f"{pair['candidate']} vs {pair['baseline']}: {pair['speedup']['verdict']} "
-            f"{pair['speedup']['value']:.2f}× here, reference {ref['speedup']['verdict']} {ref['speedup']['value']:.2f}×",
+            f"{pair['speedup']['value']:.2f}× here, "
+            f"reference {ref['speedup']['verdict']} {ref['speedup']['value']:.2f}×",
             "" if same else "check the variants and runners match the reference config", subject=pair["model"]))
     return checks
