@@ -176,6 +176,9 @@ def test_adb_connect_to_a_network_device(lab: Lab) -> None:
     assert client.state_of("192.168.1.50:5555") == "device"
     client.disconnect("192.168.1.50:5555")
     assert client.state_of("192.168.1.50:5555") is None
+    with pytest.raises(AndroidDeviceError) as info:
+        client.disconnect("192.168.1.50:5555")
+    assert info.value.kind is Fault.NOT_FOUND
 
 
 def test_adb_connect_refused(lab: Lab) -> None:

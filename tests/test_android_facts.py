@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sme2tui.android.facts import (
     CoreInfo,
+    DeviceFacts,
     build_facts,
     core_tiers,
     cpu_mask,
@@ -148,6 +151,14 @@ def test_build_facts_from_a_whole_dump(fixture: str, sme: str, emulator: bool, b
     assert data["serial"] == "SERIAL" and data["sme"] == sme
     assert "properties" not in data
     assert len(data["cores"]) == len(facts.cores)
+
+
+@pytest.mark.parametrize("fixture", [SME2_PHONE, SME1_ONLY, EMULATOR])
+def test_facts_survive_a_json_round_trip(fixture: str) -> None:
+    facts = build_facts("S", "device", _dump(fixture))
+    again = DeviceFacts.from_dict(json.loads(json.dumps(facts.to_dict())))
+    assert again == facts
+    assert again.cores[0].has_sme2 == facts.cores[0].has_sme2
 
 
 def test_sme2_phone_facts_in_detail() -> None:

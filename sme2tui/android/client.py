@@ -233,7 +233,14 @@ class AndroidClient:
         self._probe()
         try:
             self.adb.disconnect(str(AdbEndpoint.parse(address)), raise_error=True)
-        except (AdbError, OSError, EOFError) as exc:
+        except AdbError as exc:
+            if "no such device" in str(exc):
+                raise AndroidDeviceError(
+                    Fault.NOT_FOUND, f"{address} is not connected", where=str(self.endpoint), detail=str(exc),
+                    fix="nothing to disconnect; `adb devices` lists what is connected",
+                ) from exc  # fmt: skip
+            raise self.translate(exc, serial=address, phase="disconnect") from exc
+        except (OSError, EOFError) as exc:
             raise self.translate(exc, serial=address, phase="disconnect") from exc
 
     def select(self, serial: str | None = None) -> str:

@@ -113,6 +113,26 @@ class DeviceFacts:
             data[key] = list(data[key])
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceFacts:
+        """The inverse of to_dict (e.g. reading a manifest back); derived per-core keys are ignored."""
+        cores = tuple(
+            CoreInfo(
+                index=int(c["index"]),
+                features=tuple(c.get("features", ())),
+                implementer=c.get("implementer"),
+                part=c.get("part"),
+                max_freq_khz=c.get("max_freq_khz"),
+                governor=c.get("governor"),
+            )
+            for c in data.get("cores", [])
+        )
+        simple = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "cores"}
+        for key in ("big_cores", "prime_cores", "sme2_cores"):
+            if key in simple:
+                simple[key] = tuple(simple[key])
+        return cls(**simple, cores=cores)
+
 
 # ---- parsers -------------------------------------------------------------------------------------
 _PROP_LINE = re.compile(r"^\[(?P<key>[^\]]+)\]: \[(?P<value>.*)$")

@@ -59,6 +59,8 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 def request(sock: socket.socket, service: str) -> None:
     """Send one service request (4 hex digits + text) and require OKAY."""
     data = service.encode()
+    if len(data) > 0xFFFF:
+        raise ValueError(f"a service request is limited to 65535 bytes, this one has {len(data)}")
     sock.sendall(f"{len(data):04x}".encode() + data)
     status = _recv_exact(sock, 4)
     if status == b"FAIL":
