@@ -24,6 +24,7 @@ from sme2tui.etdump import (
     Iteration,
     ProfileEvent,
     iteration_total_ns,
+    parse_etdump,
     read_etdump,
 )
 from sme2tui.etdump.model import make_event
@@ -381,48 +382,52 @@ def test_a_program_file_is_not_an_etdump(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
-def test_every_truncation_is_an_etdump_error(path: Path, tmp_path: Path) -> None:
+def test_every_truncation_is_an_etdump_error(path: Path) -> None:
     data = path.read_bytes()
-    cut = tmp_path / "cut.etdp"
+    name = f"cut-{path.name}"
     for length in range(1, len(data)):
-        cut.write_bytes(data[:length])
         with pytest.raises(EtdumpError) as caught:
+            parse_etdump(data[:length], name)
+        assert caught.value.where == name
+
+
+def test_truncated_files_on_disk(tmp_path: Path) -> None:
+    data = XNNPACK.read_bytes()
+    cut = tmp_path / "cut.etdp"
+    for length in (1, 4, 8, 11, 12, 100, len(data) // 2, len(data) - 1):
+        cut.write_bytes(data[:length])
+        with pytest.raises(EtdumpError, match="truncated") as caught:
             read_etdump(cut)
-        assert caught.value.where == str(cut)
+        _assert_names_file(caught.value, cut)
 
 
-def test_truncated_plain_buffers_fail_or_read_everything(tmp_path: Path) -> None:
+def test_truncated_plain_buffers_fail_or_read_everything() -> None:
     """Without the size prefix a cut can only be noticed when an offset leads past the end."""
     data = XNNPACK.read_bytes()[4:]
-    cut = tmp_path / "cut.etdp"
-    cut.write_bytes(data)
-    reference = _trace_summary(read_etdump(cut))
+    reference = _trace_summary(parse_etdump(data, "plain.etdp"))
     for length in range(1, len(data)):
-        cut.write_bytes(data[:length])
         try:
-            summary = _trace_summary(read_etdump(cut))
+            summary = _trace_summary(parse_etdump(data[:length], "plain.etdp"))
         except EtdumpError:
             continue
         assert summary == reference, f"a cut at {length} bytes changed what was read"
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
-def test_corrupt_bytes_never_escape_as_other_exceptions(path: Path, tmp_path: Path) -> None:
+def test_corrupt_bytes_never_escape_as_other_exceptions(path: Path) -> None:
     data = path.read_bytes()
     rng = random.Random(1234)
-    corrupt = tmp_path / "corrupt.etdp"
     failures = 0
-    for trial in range(1500):
+    for trial in range(3000):
         mutated = bytearray(data)
         for _ in range(1 + trial % 4):
             mutated[rng.randrange(len(mutated))] = rng.randrange(256)
-        corrupt.write_bytes(bytes(mutated))
         try:
-            read_etdump(corrupt)
+            parse_etdump(bytes(mutated), "corrupt.etdp")
         except EtdumpError as error:
-            assert error.where == str(corrupt)
+            assert error.where == "corrupt.etdp"
             failures += 1
-    assert failures > 100  # most damage to offsets and vtables is caught
+    assert failures > 1500  # most random damage hits offsets, vtables or the size prefix and is caught
 
 
 def test_event_that_ends_before_it_starts(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Fast, low-memory ETDump reader (stdlib + nothing else; never imports torch or executorch).
 
-`read_etdump(path)` returns an `EtdumpTrace`: load events plus one `Iteration` per execute call.
+`read_etdump(path)` returns an `EtdumpTrace`: load events plus one `Iteration` per execute call
+(`parse_etdump(data, path)` does the same for bytes already in memory).
 It agrees with ExecuTorch's `Inspector` event for event (names, per-iteration durations; see
 tests/test_etdump_inspector.py) at a fraction of its time and memory (benchmarks/etdump_read.py).
 
@@ -41,7 +42,7 @@ the tests check per-iteration totals against Inspector's milliseconds and agains
 
 from sme2tui.etdump.errors import EtdumpError
 from sme2tui.etdump.model import EtdumpTrace, EventKind, Iteration, ProfileEvent, iteration_total_ns
-from sme2tui.etdump.reader import read_etdump
+from sme2tui.etdump.reader import parse_etdump, read_etdump
 
 __all__ = [
     "EtdumpError",
@@ -50,5 +51,6 @@ __all__ = [
     "Iteration",
     "ProfileEvent",
     "iteration_total_ns",
+    "parse_etdump",
     "read_etdump",
 ]

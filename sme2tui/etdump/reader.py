@@ -39,6 +39,13 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
             where=where,
             fix="check that the path is a readable file",
         ) from None
+    return parse_etdump(data, path)
+
+
+def parse_etdump(data: bytes, path: Path | str) -> EtdumpTrace:
+    """`read_etdump` for bytes already in memory (e.g. pulled from a device); `path` names them in errors."""
+    path = Path(path)
+    where = str(path)
     if not data:
         raise EtdumpError(f"ETDump file {path.name} is empty", where=where, fix=_CORRUPT_FIX)
     try:
