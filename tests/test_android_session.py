@@ -447,3 +447,23 @@ def test_stderr_printed_before_a_cut_is_kept_in_the_error(session: DeviceSession
         session.run(["sh", "-c", "echo 'model file is corrupt' >&2; sleep 5"])
     assert info.value.kind is Fault.GONE
     assert info.value.detail is not None and "model file is corrupt" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "tool_dir", ["/", "/data/local/tmp", "/data/local/tmp/", "/sdcard/sme2tui", "rel", "/data/local/tmp/a/../.."]
+)
+def test_the_tool_dir_must_be_a_folder_below_data_local_tmp(session: DeviceSession, tool_dir: str) -> None:
+    with pytest.raises(AndroidDeviceError) as info:
+        DeviceSession(session.client, SME2_SERIAL, tool_dir=tool_dir)
+    assert info.value.kind is Fault.UNSAFE
+
+
+def test_a_configured_tool_dir_bounds_removal_and_holds_pid_files(session: DeviceSession, phone: FakeDevice) -> None:
+    custom = DeviceSession(session.client, SME2_SERIAL, tool_dir="/data/local/tmp/bench")
+    phone.write("/data/local/tmp/bench/r1/x", b"x")
+    custom.run(["true"], check=True)
+    assert phone.host_path("/data/local/tmp/bench/.pids").is_dir()
+    with pytest.raises(AndroidDeviceError):
+        custom.remove_tree(f"{TOOL_DIR}/r1")
+    custom.remove_tree("/data/local/tmp/bench/r1")
+    assert not phone.exists("/data/local/tmp/bench/r1")

@@ -1,6 +1,7 @@
 """Working with one chosen device: files in, commands run (pinned, timed), files out, clocks and heat.
 
-Everything the tool writes on the device lives under TOOL_DIR, and `remove_tree` refuses anything else.
+Everything the tool writes on the device lives under its tool dir (TOOL_DIR unless configured; always below
+/data/local/tmp, the one place a shell user may execute files), and `remove_tree` refuses anything else.
 Transfers are all-or-nothing on both sides: a push lands in `<name>.partial` and is renamed once its
 sha256 matches; a pull writes a hidden temp file next to the destination and renames it when complete.
 """
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from sme2tui.android.client import AndroidClient, Timeouts
 
 TOOL_DIR = "/data/local/tmp/sme2tui"
-PID_DIR = f"{TOOL_DIR}/.pids"  # one file per running program, so a hung one can be killed by pid
+_TOOL_PARENT = "/data/local/tmp/"
 _T = TypeVar("_T")
 
 STORAGE_FIX = (
@@ -123,7 +124,17 @@ class DeviceSession:
         *,
         timeouts: Timeouts | None = None,
         big_cores: Sequence[int] | None = None,
+        tool_dir: str = TOOL_DIR,
     ) -> None:
+        normal = posixpath.normpath(tool_dir) if tool_dir.startswith("/") else ""
+        if normal != tool_dir.rstrip("/") or not normal.startswith(_TOOL_PARENT) or "\n" in normal:
+            raise AndroidDeviceError(
+                Fault.UNSAFE,
+                f"device folder {tool_dir!r} must be a normalised path inside {_TOOL_PARENT}",
+                fix=f"use e.g. {TOOL_DIR}: programs can only be executed below {_TOOL_PARENT} on a "
+                "non-rooted phone, and sme2tui only ever deletes inside its own folder",
+            )
+        self.tool_dir = normal
         self.client = client
         self.serial = serial
         self.timeouts = timeouts or client.timeouts
@@ -229,7 +240,8 @@ class DeviceSession:
         On a timeout or a dropped connection the program is killed on the device, so a hung runner does not
         keep a core busy (and hot) under the next measurement.
         """
-        pidfile = f"{PID_DIR}/{secrets.token_hex(8)}"
+        # One file per running program, so a hung one can be killed by its pid.
+        pidfile = f"{self.tool_dir}/.pids/{secrets.token_hex(8)}"
         line = shell.command_line(argv, env=env, cwd=cwd, cpu_mask=cpu_mask, pidfile=pidfile)
         try:
             result = self.run_line(line, timeout=timeout)
@@ -262,14 +274,14 @@ class DeviceSession:
         return None
 
     def remove_tree(self, remote: str) -> None:
-        """`rm -rf` a folder, but only strictly inside TOOL_DIR (never /data/local/tmp or anything else)."""
+        """`rm -rf` a folder, but only strictly inside the tool dir (never /data/local/tmp or anything else)."""
         normal = posixpath.normpath(_require_absolute(remote))
-        if normal != remote.rstrip("/") or not normal.startswith(TOOL_DIR + "/"):
+        if normal != remote.rstrip("/") or not normal.startswith(self.tool_dir + "/"):
             raise AndroidDeviceError(
                 Fault.UNSAFE,
-                f"refusing to delete {remote!r}: only folders inside {TOOL_DIR}/ are deleted by sme2tui",
+                f"refusing to delete {remote!r}: only folders inside {self.tool_dir}/ are deleted by sme2tui",
                 where=self.serial,
-                fix=f"pass a normalised path below {TOOL_DIR}/",
+                fix=f"pass a normalised path below {self.tool_dir}/",
             )
         self._query(["rm", "-rf", normal], "remove").check(self.serial)
 
@@ -353,7 +365,7 @@ class DeviceSession:
         return AndroidDeviceError(
             Fault.TRANSFER_FAILED, f"the device refused the {phase}", where=where, phase=phase,
             detail=message,
-            fix=f"check permissions and that the path is under {TOOL_DIR}",
+            fix=f"check permissions and that the path is under {self.tool_dir}",
         )  # fmt: skip
 
     # ---- CPU, clocks, heat --------------------------------------------------------------------------
