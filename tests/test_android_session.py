@@ -467,3 +467,13 @@ def test_a_configured_tool_dir_bounds_removal_and_holds_pid_files(session: Devic
         custom.remove_tree(f"{TOOL_DIR}/r1")
     custom.remove_tree("/data/local/tmp/bench/r1")
     assert not phone.exists("/data/local/tmp/bench/r1")
+
+
+def test_push_to_an_awkward_file_name(session: DeviceSession, phone: FakeDevice, tmp_path: Path) -> None:
+    remote = f'{TOOL_DIR}/models/it\'s a \\ "model" $(x).pte'
+    local = _blob(tmp_path / "m.pte", 5000)
+    assert session.push_if_changed(local, remote) == 5000
+    assert phone.read(remote) == local.read_bytes()
+    assert session.push_if_changed(local, remote) == 0
+    assert session.sha256(remote) == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert session.sha256(f"{TOOL_DIR}/models/none.pte") is None

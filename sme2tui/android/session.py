@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import re
 import secrets
 import signal
 import tempfile
@@ -268,10 +269,7 @@ class DeviceSession:
     def sha256(self, remote: str) -> str | None:
         """The device's sha256 of `remote`, None when it does not exist or is unreadable."""
         result = self._query(["sha256sum", _require_absolute(remote)], "sha256")
-        words = result.stdout.split()
-        if result.ok and words and len(words[0]) == 64:
-            return words[0].lower()
-        return None
+        return _digest_in(result.stdout) if result.ok else None
 
     def remove_tree(self, remote: str) -> None:
         """`rm -rf` a folder, but only strictly inside the tool dir (never /data/local/tmp or anything else)."""
@@ -297,8 +295,7 @@ class DeviceSession:
             timeout=self.timeouts.query,
             phase="push",
         )
-        words = check.stdout.split()
-        if check.ok and words and words[0].lower() == digest:
+        if check.ok and _digest_in(check.stdout) == digest:
             return 0
         return self.push(local, remote, mode=mode, digest=digest)
 
@@ -316,8 +313,7 @@ class DeviceSession:
                 raise self._transfer_error(str(exc), "push", remote) from exc
         line = f"{shell.join(['mv', '-f', partial, remote])} && {shell.join(['sha256sum', remote])}"
         check = self.run_line(line, timeout=self.timeouts.query, phase="push")
-        words = check.stdout.split()
-        if not check.ok or not words or words[0].lower() != digest:
+        if not check.ok or _digest_in(check.stdout) != digest:
             raise AndroidDeviceError(
                 Fault.TRANSFER_FAILED,
                 f"{local.name} did not arrive intact on the device",
@@ -426,6 +422,14 @@ class DeviceSession:
         """Undo device settings this session changed (fixed performance mode)."""
         if self._fixed_perf_enabled_by_us:
             self.set_fixed_performance_mode(False)
+
+
+def _digest_in(sha256sum_output: str) -> str | None:
+    """The hash from `sha256sum FILE` output. A leading backslash marks an escaped file name (one with a
+    backslash in it), not part of the hash."""
+    words = sha256sum_output.split()
+    digest = words[0].removeprefix("\\").lower() if words else ""
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
 
 def _sha256_file(path: Path) -> str:
