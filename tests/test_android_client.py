@@ -6,7 +6,9 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+import adbutils
 import pytest
+from adbutils.errors import AdbConnectionError
 
 from sme2tui.android import AdbEndpoint, AndroidClient, AndroidDeviceError, DeviceSession, Fault, Timeouts
 from sme2tui.android.client import DEFAULT_PORT
@@ -206,3 +208,20 @@ def test_old_servers_use_the_legacy_transport_request(tmp_path: Path) -> None:
 def test_modern_servers_get_tport(lab: Lab) -> None:
     DeviceSession(_client(lab.port), SME2_SERIAL).run(["true"], check=True)
     assert f"host:tport:serial:{SME2_SERIAL}" in lab.server.requests
+
+
+def test_the_adbutils_layer_itself_never_spawns_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Below our own probe: adbutils' connection would run `adb start-server` (its bundled adb) here.
+    spawned: list[object] = []
+    monkeypatch.setattr(adbutils._adb.subprocess, "run", lambda *a, **k: spawned.append(a))
+    port = _free_port()
+    client = _client(port)
+    with pytest.raises(adbutils.AdbError):
+        client.adb.server_version()
+    assert spawned == []
+    # Control: plain adbutils does try to start a server.
+    with pytest.raises(adbutils.AdbError):
+        adbutils.AdbClient("127.0.0.1", port).server_version()
+    assert spawned != []
+    err = client.translate(AdbConnectionError("connect to adb server failed: x"), phase="t")
+    assert err.kind is Fault.NO_SERVER

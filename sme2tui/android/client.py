@@ -298,6 +298,8 @@ class AndroidClient:
             return exc
         text = str(exc)
         where = serial or str(self.endpoint)
+        if isinstance(exc, ConnectionRefusedError) or "connect to adb server" in text:
+            return self._no_server(text)
         if isinstance(exc, AdbTimeout | TimeoutError):
             return AndroidDeviceError(
                 Fault.TIMEOUT, f"{phase} timed out", where=where, phase=phase, detail=text,
@@ -315,8 +317,6 @@ class AndroidClient:
             )  # fmt: skip
         if "not found" in text and serial is not None:
             return self._gone(serial, phase, text)
-        if isinstance(exc, ConnectionRefusedError) or "connect to adb server failed" in text:
-            return self._no_server(text)
         if _is_cut(exc) or isinstance(exc, OSError):
             return self._after_cut(serial, phase, text)
         return AndroidDeviceError(
