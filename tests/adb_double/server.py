@@ -28,11 +28,9 @@ if TYPE_CHECKING:
 
     from tests.adb_double.device import FakeDevice
 
-FEATURES = (
-    "shell_v2,cmd,stat_v2,ls_v2,fixed_push_mkdir,apex,abb,fixed_push_symlink_timestamp,abb_exec,"
-    "remount_shell,track_app,sendrecv_v2,sendrecv_v2_brotli,sendrecv_v2_lz4,sendrecv_v2_zstd,"
-    "sendrecv_v2_dry_run_send,openscreen_mdns,delayed_ack"
-)
+# Only what this double implements: no stat_v2/ls_v2/sendrecv_v2 (adbutils uses none of them), so a client
+# that would use them falls back to the v1 sync commands served here.
+FEATURES = "shell_v2,cmd,fixed_push_mkdir"
 UNAUTHORIZED = (
     "device unauthorized.\nThis adb server's $ADB_VENDOR_KEYS is not set\n"
     "Try 'adb kill-server' if that seems wrong.\nOtherwise check for a confirmation dialog on your device."
