@@ -422,8 +422,9 @@ def latency_chart(summary: dict[str, Any]) -> Chart | None:
         y += 12
     axis_label = "median latency per iteration (ms)" + (", log scale" if scale.log else "")
     y = _draw_axis(svg, scale, plot_top, y, axis_label, behind)
-    desc = f"Horizontal bars: {statistic}. " + "; ".join(alt_parts) + "."
-    svg.desc = desc
+    source = (summary.get("statistics") or {}).get("latency", "")
+    svg.desc = f"Horizontal bars: {statistic}. " + "; ".join(alt_parts) + "." + (
+        f" Latency: {source}." if source else "")
     alt = f"Median latency ({statistic}{', log scale' if scale.log else ''}): " + "; ".join(alt_parts)
     return Chart("latency.svg", svg.render(y + 16), alt, title)
 
@@ -478,8 +479,9 @@ def category_chart(summary: dict[str, Any]) -> Chart | None:
     for group in groups:
         y, text = _category_group(svg, group, x0, ms_width, share_x0, y)
         alt_parts.append(text)
-    desc = f"Stacked horizontal bars, {statistic}. " + "; ".join(alt_parts) + "."
-    svg.desc = desc
+    source = (summary.get("statistics") or {}).get("categories", "")
+    svg.desc = f"Stacked horizontal bars, {statistic}. " + "; ".join(alt_parts) + "." + (
+        f" Categories: {source}." if source else "")
     alt = "Time per category (ms, median per category): " + "; ".join(alt_parts)
     return Chart("categories.svg", svg.render(y + 8), alt, title)
 
