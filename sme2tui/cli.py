@@ -85,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", type=Path)
     p.add_argument("--json", action="store_true", dest="sub_json")
 
+    p = sub.add_parser("build", help="build runners: the native host runner, or SME2 on/off pairs")
+    p.add_argument("target", choices=["host", "android", "macos"])
+    p.add_argument("--variants", default="sme2-on,sme2-off",
+                   help="pair variants (android/macos): sme2-on, sme2-off, sme2-on-kernellog, sme2-off-kernellog")
+    p.add_argument("--runners-dir", type=Path, default=Path("build/runners"))
+    p.add_argument("--source", type=Path, help="ExecuTorch source tree (android/macos; see `sme2tui setup`)")
+    p.add_argument("--ndk", type=Path, help="Android NDK (default: $ANDROID_NDK / $ANDROID_NDK_HOME)")
+    p.add_argument("--android-platform", default="android-26")
+
+    p = sub.add_parser("setup", help="set up an ExecuTorch source tree for pair builds")
+    p.add_argument("what", choices=["executorch"])
+    p.add_argument("--ref", help="git ref (default: the installed executorch package's exact commit)")
+    p.add_argument("--path", type=Path, help="clone here, or adopt the tree already here")
+
     p = sub.add_parser("report", help="write analysis/report.md for an analyzed run folder")
     p.add_argument("run_dir", type=Path)
     return parser
@@ -165,11 +179,15 @@ def cmd_auto(args: argparse.Namespace) -> int:
     pipeline = Pipeline(config, config_source=source, config_dir=config_dir, output_root=output_root,
                         resume=resume, categories=args.categories, cancel=threading.Event())
     error: Sme2Error | None = None
+    events = pipeline.events()
     try:
-        for event in pipeline.events():
+        for event in events:
             printer(event)
     except Sme2Error as exc:
         error = exc
+    except KeyboardInterrupt:
+        events.close()  # lands in the pipeline as GeneratorExit: the run folder is marked interrupted
+        error = pipeline.interrupted_error()
     result = pipeline.result
     run_dir = str(result.run_dir) if result.run_dir else None
     if result.summary is not None and result.run_dir is not None:
@@ -355,6 +373,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drain(events: Any) -> int:
+    """Print a step's events; a failed checkpoint or unsuccessful finish makes the exit code."""
+    from sme2tui.events import Checkpoint, StepFinished
+
+    printer = EventPrinter()
+    failed = False
+    for event in events:
+        printer(event)
+        if (isinstance(event, Checkpoint) and event.status == "fail") or (
+                isinstance(event, StepFinished) and not event.ok):
+            failed = True
+    return int(ExitCode.ENVIRONMENT) if failed else 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.target == "host":
+        from sme2tui.runners.host import build_host_runner, host_build_dir
+
+        return _drain(build_host_runner(host_build_dir(args.runners_dir)))
+    from sme2tui.runners.pairs import build
+    from sme2tui.runners.source_tree import default_source_dir, default_ref
+
+    source = args.source or default_source_dir(default_ref())
+    if not source.is_dir():
+        raise ConfigError(f"no ExecuTorch source tree at {source}", where="--source",
+                          fix="run `sme2tui setup executorch` first (or pass --source DIR)")
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    return _drain(build(args.target, variants, source_dir=source, build_root=args.runners_dir, ndk=args.ndk,
+                        android_platform=args.android_platform))
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from sme2tui.runners.source_tree import setup_executorch
+
+    return _drain(setup_executorch(args.path, ref=args.ref))
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from sme2tui.fileio import write_text_atomic
     from sme2tui.report.markdown import render_report
@@ -383,7 +438,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "doctor": cmd_doctor, "config": cmd_config, "models": cmd_models, "export": cmd_export, "run": cmd_run,
-    "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report,
+    "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report, "build": cmd_build,
+    "setup": cmd_setup,
 }
 
 

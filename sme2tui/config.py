@@ -130,9 +130,16 @@ class RunConfig(_Strict):
     threads: Annotated[list[Annotated[int, Field(ge=1, le=256)]], Field(min_length=1)] = [1]
     warmup: Annotated[int, Field(ge=0, le=10_000)] = 3
     iterations: Annotated[int, Field(ge=1, le=100_000)] = 20
+    rounds: Annotated[int, Field(ge=1, le=1000)] = Field(
+        3,
+        description="Process-level runners (native, Android) split the iterations into this many rounds and "
+        "alternate the variants between rounds (A B, B A, …). The Python runtime interleaves every iteration "
+        "in one process instead.",
+    )
     profile: bool = Field(True, description="Collect an ETDump (per-operator times). Off = timing only.")
     target: HostTarget | AndroidTarget = Field(default_factory=HostTarget, discriminator="kind")
     output_root: str = "runs"
+    runners_dir: str = Field("build/runners", description="Where `sme2tui build` puts runners.")
     validate_numerics: bool = True
     seed: int = 0
 

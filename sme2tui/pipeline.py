@@ -23,7 +23,7 @@ from sme2tui.export.stage import ExportedProgram, ExportKey, run_exports
 from sme2tui.fileio import write_text_atomic
 from sme2tui.report.markdown import render_report
 from sme2tui.run.folder import RunFolder
-from sme2tui.run.stage import run_cells
+from sme2tui.run.stage import preflight, run_cells
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Pipeline:
 
     def events(self) -> Iterator[Event]:
         _require_runtime()
+        preflight(self.config)
         if self.folder is None:
             self.folder = RunFolder.create(self.config, output_root=self.output_root, config_source=self.config_source)
             yield LogLine("run", f"run folder: {self.folder.root}", "info", "sme2tui")
@@ -87,17 +88,24 @@ class Pipeline:
         try:
             yield from self._record(self._steps(folder))
             folder.finish(self.result.status)  # after the event log is closed, so its hash is final
+        except GeneratorExit:
+            # The consumer stopped iterating (Ctrl-C while it was busy with an event, a closed window):
+            # the generator is suspended at a yield, so this is where the interruption lands.
+            self._stop(folder, "interrupted")
+            self.result.exit_code = ExitCode.INTERRUPTED
+            raise
         except (KeyboardInterrupt, Interrupted):
             self._stop(folder, "interrupted")
             self.result.exit_code = ExitCode.INTERRUPTED
-            raise Interrupted(
-                "interrupted; completed cells are kept",
-                where=str(folder.root),
-                fix=f"continue with: sme2tui --auto --resume {folder.root}",
-            ) from None
+            raise self.interrupted_error() from None
         except BaseException:
             self._stop(folder, "failed")
             raise
+
+    def interrupted_error(self) -> Interrupted:
+        where = str(self.result.run_dir) if self.result.run_dir else "the run"
+        return Interrupted("interrupted; completed cells are kept", where=where,
+                           fix=f"continue with: sme2tui --auto --resume {where}")
 
     def _stop(self, folder: RunFolder, status: str) -> None:
         for cell in folder.manifest["cells"].values():
@@ -106,7 +114,30 @@ class Pipeline:
         folder.finish(status)
         self.result.status = status
 
+    def _build_host_runner(self) -> Iterator[Event]:
+        """Build the native host runner when a host variant wants it and it is missing or stale.
+
+        `auto` variants fall back to the Python runtime if the build cannot happen (say no compiler);
+        that is a warning, recorded in the manifest. `native` variants make it an error.
+        """
+        from sme2tui.errors import Sme2Error
+        from sme2tui.runners.host import build_host_runner, find_host_runner, host_build_dir
+
+        wanted = {v.runner for v in self.config.variants} & {"auto", "native"}
+        runners_dir = Path(self.config.runners_dir)
+        if self.config.target.kind != "host" or not wanted or find_host_runner(runners_dir) is not None:
+            return
+        try:
+            yield from build_host_runner(host_build_dir(runners_dir), cancel=self.cancel)
+        except Sme2Error as exc:
+            if "native" in wanted:
+                raise
+            yield Checkpoint("build", "native host runner", "warn",
+                             f"could not build the native runner ({exc.what}); using the ExecuTorch Python runtime",
+                             exc.fix or "see `sme2tui doctor`")
+
     def _steps(self, folder: RunFolder) -> Iterator[Event]:
+        yield from self._build_host_runner()
         programs: dict[ExportKey, ExportedProgram] = {}
         export_ok = True
         for event in run_exports(self.config, cache_root=self.output_root / ".cache" / "exports",

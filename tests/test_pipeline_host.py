@@ -80,14 +80,56 @@ def test_categories_plus_overhead_equal_median(host_run: dict[str, Any]) -> None
         assert set(cell["categories_ms"]) == {"CONV", "GEMM", "DATA_MOVEMENT", "ELEMENTWISE", "OTHER", "OVERHEAD"}
 
 
-def test_warmup_is_in_the_etdump_but_not_in_the_statistics(host_run: dict[str, Any]) -> None:
+def test_native_runner_is_built_and_runs_alternating_rounds(host_run: dict[str, Any]) -> None:
+    """`auto` builds the native host runner; each round has its own in-process warmup, dropped by analysis."""
     run_dir: Path = host_run["run_dir"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (runner,) = manifest["runners"].values()
+    assert runner["variant"] == "host-native" and len(runner["sha256"]) == 64
     summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
     for cell_id, cell in summary["cells"].items():
+        timing = json.loads((run_dir / "cells" / cell_id / "timing.json").read_text())
+        assert timing["runner"] == "native:sme2_runner"
+        assert [r["iterations"] for r in timing["rounds"]] == [2, 2, 2]  # 6 iterations in 3 rounds
+        totals = []
+        for r in timing["rounds"]:
+            trace = read_etdump(run_dir / "cells" / cell_id / r["etdump"])
+            assert len(trace.iterations) == 2 + r["iterations"]  # warmup 2 in every round's own process
+            totals += [it.total / 1e6 for it in trace.iterations[2:]]
+        assert cell["latencies_ms"] == pytest.approx(totals)
+    log = (run_dir / "logs" / "events.jsonl").read_text()
+    assert "3 round(s) alternating" in log
+
+
+def test_python_runtime_interleaves_every_iteration(host_run: dict[str, Any], tmp_path: Path) -> None:
+    config = tmp_path / "python.json"
+    variants = [{"name": "portable", "delegate": "portable", "runner": "python"},
+                {"name": "xnnpack", "delegate": "xnnpack", "runner": "python"}]
+    config.write_text(json.dumps(tiny_config(name="py", variants=variants)))
+    result = run_cli("--auto", "--json", "--config", config, "--output-root", host_run["root"] / "runs",
+                     cwd=host_run["root"])
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(json.loads(result.stdout)["run_dir"])
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    for cell_id, cell in summary["cells"].items():
+        timing = json.loads((run_dir / "cells" / cell_id / "timing.json").read_text())
+        assert timing["runner"] == "python-runtime" and timing["interleaved_with"]
         trace = read_etdump(run_dir / "cells" / cell_id / "etdump.etdp")
         assert len(trace.iterations) == 2 + 6
-        totals = [it.total / 1e6 for it in trace.iterations[2:]]
-        assert cell["latencies_ms"] == pytest.approx(totals)
+        assert cell["latencies_ms"] == pytest.approx([it.total / 1e6 for it in trace.iterations[2:]])
+    assert json.loads((run_dir / "manifest.json").read_text())["runners"] == {}
+
+
+def test_unbuilt_pair_runner_on_host_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "pair.json"
+    variants = [{"name": "sme2-off", "runner": "sme2-off", "sme2": "off"},
+                {"name": "sme2-on", "runner": "sme2-on", "sme2": "on"}]
+    config.write_text(json.dumps(tiny_config(variants=variants, compare={"baseline": "sme2-off",
+                                                                         "candidate": "sme2-on"})))
+    result = run_cli("--auto", "--config", config, "--output-root", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == ExitCode.CONFIG
+    assert "runner `sme2-off`" in result.stderr and "sme2tui build macos" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_report_and_tables_are_written(host_run: dict[str, Any]) -> None:
@@ -120,11 +162,11 @@ def test_analyze_and_report_commands_work_alone(host_run: dict[str, Any], tmp_pa
 def test_corrupt_etdump_is_named_and_other_cells_still_analyzed(host_run: dict[str, Any], tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(host_run["run_dir"], copy)
-    victim = copy / "cells" / "mobilenet_quick__fp32__xnnpack__t1" / "etdump.etdp"
+    victim = copy / "cells" / "mobilenet_quick__fp32__xnnpack__t1" / "etdump-r1.etdp"
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     result = run_cli("analyze", "--json", copy)
     assert result.returncode == ExitCode.ANALYSIS
-    assert "Traceback" not in result.stderr and "etdump.etdp" in result.stderr
+    assert "Traceback" not in result.stderr and "etdump-r1.etdp" in result.stderr
     summary = json.loads((copy / "analysis" / "summary.json").read_text())
     assert list(summary["cells"]) == ["mobilenet_quick__fp32__portable__t1"]
     assert summary["failed_cells"] == ["mobilenet_quick__fp32__xnnpack__t1"]

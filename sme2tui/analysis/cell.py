@@ -90,15 +90,25 @@ def _drop_warmup(values: list[Any], warmup: int, expected: int | None, label: st
 def analyze_trace(trace: EtdumpTrace, warmup: int, expected: int | None, categorizer: Categorizer,
                   label: str) -> tuple[list[float], dict[str, float], list[OperatorRow], list[str], list[str]]:
     """(latencies ms, category medians incl. OVERHEAD, operator rows, unknown names, warnings)."""
+    return analyze_traces([(trace, warmup, expected)], categorizer, label)
+
+
+def analyze_traces(parts: list[tuple[EtdumpTrace, int, int | None]], categorizer: Categorizer,
+                   label: str) -> tuple[list[float], dict[str, float], list[OperatorRow], list[str], list[str]]:
+    """Like `analyze_trace` over several ETDumps of one cell (one per round): each drops its own warmup,
+    then the measured iterations are pooled in round order."""
     warnings: list[str] = []
-    iterations = _drop_warmup(list(trace.iterations), warmup, expected, label, warnings)
-    scale = 1.0 / (trace.ticks_per_ns * NS_PER_MS)
-    totals = [it.total * scale for it in iterations]
+    measured: list[tuple[EtdumpTrace, Any]] = []
+    for trace, warmup, expected in parts:
+        kept = _drop_warmup(list(trace.iterations), warmup, expected, f"{label} ({trace.path.name})", warnings)
+        measured += [(trace, it) for it in kept]
+    totals = [it.total / (trace.ticks_per_ns * NS_PER_MS) for trace, it in measured]
     per_category: dict[str, list[float]] = {c: [] for c in CATEGORIES}
     per_operator: dict[tuple[int, str], list[float]] = {}
     meta: dict[tuple[int, str], tuple[bool, str]] = {}
     unknown: set[str] = set()
-    for it in iterations:
+    for trace, it in measured:
+        scale = 1.0 / (trace.ticks_per_ns * NS_PER_MS)
         sums = dict.fromkeys(CATEGORIES, 0.0)
         seen: dict[tuple[int, str], float] = {}
         for event in trace.leaf_events(it):
@@ -152,13 +162,16 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
     wall = None
     if timing.get("iterations_ns"):
         wall = summarize([v / NS_PER_MS for v in timing["iterations_ns"]])
+    rounds = timing.get("rounds") or []
     etdump_path = cell_dir / timing.get("etdump", "etdump.etdp")
     base = {"cell_id": cell_id, "model": cell["model"], "dtype": cell["dtype"], "variant": cell["variant"],
             "threads": int(cell["threads"]), "warmup_dropped": warmup}
-    if etdump_path.is_file():
-        trace = read_etdump(etdump_path)
-        totals, categories, rows, unknown, trace_warnings = analyze_trace(
-            trace, warmup, iterations, categorizer, cell_id)
+    round_dumps = [(cell_dir / r["etdump"], int(r["warmup"]), int(r["iterations"])) for r in rounds if r.get("etdump")]
+    if round_dumps or etdump_path.is_file():
+        parts: list[tuple[EtdumpTrace, int, int | None]] = (
+            [(read_etdump(path), w, n) for path, w, n in round_dumps] if round_dumps
+            else [(read_etdump(etdump_path), warmup, iterations)])
+        totals, categories, rows, unknown, trace_warnings = analyze_traces(parts, categorizer, cell_id)
         warnings += trace_warnings
         analysis = CellAnalysis(**base, source="etdump", latency=summarize(totals), latencies_ms=totals, wall=wall,
                                 categories_ms=categories, operators=rows, unknown_names=unknown,

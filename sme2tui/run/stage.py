@@ -19,6 +19,7 @@ from sme2tui.export.stage import ExportedProgram, ExportKey
 from sme2tui.fileio import link_or_copy
 from sme2tui.run.cells import Cell, groups, plan_cells
 from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.run.native import run_native_group
 from sme2tui.workers.launcher import WorkerFailed, run_worker
 
 
@@ -62,16 +63,48 @@ def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]
     return placed
 
 
-def resolve_runner(config: RunConfig, cell: Cell) -> str:
-    """Which runner executes a cell. The native runner joins here once it is built (see runners/)."""
+def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
+    """The native binary that runs a host cell, or None for the ExecuTorch Python runtime.
+
+    `auto` takes the native host runner once `sme2tui build host` has built it (the Python runtime stays
+    the fallback); `native` insists on it; other names are built pair runners (macOS `sme2-on`, ...).
+    """
+    import platform
+
+    from sme2tui.runners.host import find_host_runner
+    from sme2tui.runners.pairs import find_pair_runner
+
     runner = config.variant(cell.variant).runner
-    if runner in ("auto", "python"):
-        return "python"
+    runners_dir = Path(config.runners_dir)
+    where = f"variants[{[v.name for v in config.variants].index(cell.variant)}].runner"
+    if runner == "python":
+        return None
+    if runner in ("auto", "native"):
+        binary = find_host_runner(runners_dir)
+        if binary is None and runner == "native":
+            raise ConfigError(f"variant `{cell.variant}` needs the native host runner, which is not built in "
+                              f"{runners_dir}", where=where, fix="build it: `sme2tui build host` (about 10 s)")
+        return binary
+    if platform.system() == "Darwin":
+        binary = find_pair_runner(runners_dir, "macos", runner)
+        if binary is not None:
+            return binary
     raise ConfigError(
-        f"variant `{cell.variant}` asks for runner `{runner}`, which this host cannot use yet",
-        where=f"variants[{cell.variant}].runner",
-        fix="use `auto` or `python` for host runs",
+        f"variant `{cell.variant}` asks for runner `{runner}`, which is not built for this host",
+        where=where,
+        fix="on an Apple M4/M5 Mac: `sme2tui build macos`; on other hosts use `auto`, `native` or `python` "
+        "(SME2 pairs run on SME2 devices)",
     )
+
+
+def preflight(config: RunConfig) -> None:
+    """Fail before any work (and before a run folder exists) when a variant names a runner that is not
+    built. `auto`/`native` host runners are built by the pipeline itself, so they pass here."""
+    if config.target.kind != "host":
+        return
+    for variant in config.variants:
+        if variant.runner not in ("auto", "native", "python"):
+            resolve_runner(config, Cell("preflight", "fp32", variant.name, 1))
 
 
 def run_cells(
@@ -96,15 +129,40 @@ def run_cells(
         runnable.append(cell)
         yield CellStatus(cell.id, "queued", "", 0, config.iterations)
     failures = 0
+    binaries = {cell.id: resolve_runner(config, cell) for cell in runnable}
     for group in groups(runnable):
-        by_runner: dict[str, list[Cell]] = {}
-        for cell in group:
-            by_runner.setdefault(resolve_runner(config, cell), []).append(cell)
-        for _runner, members in by_runner.items():
-            failures += yield from _run_python_group(config, folder, members, placed, cancel)
+        python_cells = [c for c in group if binaries[c.id] is None]
+        native_cells = [c for c in group if binaries[c.id] is not None]
+        if python_cells:
+            failures += yield from _run_python_group(config, folder, python_cells, placed, cancel)
+        if native_cells:
+            exports = folder.manifest["exports"]
+            ptes = {c.id: placed[program_key(config, c)] for c in native_cells}
+            inputs = {c.id: _input_files(exports, config, c) for c in native_cells}
+            for c in native_cells:
+                _record_runner(folder, binaries[c.id])
+            failures += yield from run_native_group(
+                config, folder, native_cells, {c.id: b for c in native_cells if (b := binaries[c.id]) is not None},
+                ptes, inputs, cancel=cancel)
     done = sum(1 for c in cells if folder.manifest["cells"][c.id].get("status") == "done")
     yield StepFinished("run", ok=failures == 0, summary=f"{done}/{len(cells)} cells measured",
                        data={"failed": failures})
+
+
+def _input_files(exports: dict[str, Any], config: RunConfig, cell: Cell) -> list[str] | None:
+    key = program_key(config, cell)
+    entry = exports[f"{key.model}__{key.dtype}__{key.delegate}"]
+    return [i["file"] for i in entry["inputs"]] if entry.get("inputs") else None
+
+
+def _record_runner(folder: RunFolder, binary: Path | None) -> None:
+    """Put the runner's build manifest (flags, commit, sha256, architecture) into the run manifest."""
+    from sme2tui.runners.manifest import read_manifest
+
+    if binary is None or str(binary) in folder.manifest["runners"]:
+        return
+    folder.manifest["runners"][str(binary)] = read_manifest(binary) or {"binary": str(binary)}
+    folder.save()
 
 
 def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], placed: dict[ExportKey, Path],

@@ -1,0 +1,134 @@
+"""Host cells on a native runner (a process per cell and round).
+
+A group's variants alternate between rounds (A B, then B A, …): the native runner cannot hold two
+variants in one process, so interleaving happens at the process level. Each round does its own warmup in
+its own process; the analysis drops it and concatenates the measured iterations of every round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from sme2tui.config import RunConfig
+from sme2tui.errors import Interrupted
+from sme2tui.events import CellStatus, Event, LogLine
+from sme2tui.run.cells import Cell
+from sme2tui.run.commands import flavour_of, runner_argv, split_rounds
+from sme2tui.run.folder import RunFolder, utc_now
+
+
+class CellFailed(Exception):
+    def __init__(self, cell_id: str, what: str, detail: str) -> None:
+        super().__init__(what)
+        self.cell_id, self.what, self.detail = cell_id, what, detail
+
+
+def _affinity(cpus: list[int] | None) -> Any:
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,
+               cancel: threading.Event | None, timeout: float) -> tuple[int, float]:
+    out = (cell_dir / f"stdout-r{round_index}.log").open("wb")
+    err = (cell_dir / f"stderr-r{round_index}.log").open("wb")
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus),
+                                start_new_session=True)
+        while proc.poll() is None:
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                proc.wait()
+                raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
+            if time.monotonic() - started > timeout:
+                proc.kill()
+                proc.wait()
+                return -9, timeout
+            time.sleep(0.02)
+        return proc.returncode, time.monotonic() - started
+    except KeyboardInterrupt:
+        proc.kill()
+        raise
+    finally:
+        out.close()
+        err.close()
+
+
+def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binaries: dict[str, Path],
+                     ptes: dict[str, Path], inputs: dict[str, list[str] | None], *, cancel: threading.Event | None,
+                     timeout: float = 1800.0) -> Generator[Event, None, int]:
+    """Run a group's cells in alternating rounds; returns the number of failed cells."""
+    cpus = config.target.cpu_affinity if config.target.kind == "host" else None
+    plan = split_rounds(config.iterations, config.rounds)
+    records: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for cell in cells:
+        folder.cell_dir(cell).mkdir(parents=True, exist_ok=True)
+        binary = binaries[cell.id]
+        records[cell.id] = {"runner": f"native:{binary.name}", "binary": str(binary), "threads": cell.threads,
+                            "warmup": config.warmup, "iterations": config.iterations, "rounds": [],
+                            "interleaved_with": [c.id for c in cells if c is not cell],
+                            "clock": "runner's steady clock (timing json) / ETDump Method::execute",
+                            "warmup_ns": [], "iterations_ns": []}
+        folder.set_cell(cell.id, status="running", runner=f"native:{binary.name}", started_utc=utc_now(),
+                        warmup=config.warmup, iterations=config.iterations, profile=config.profile,
+                        rounds=len(plan))
+    yield LogLine("run", f"{cells[0].model}/{cells[0].dtype}/t{cells[0].threads}: "
+                  f"{', '.join(c.variant for c in cells)} on native runners, {len(plan)} round(s) alternating, "
+                  f"{config.warmup} warmup per round", "info", "run")
+    done_iterations = dict.fromkeys(records, 0)
+    for index, count in enumerate(plan):
+        order = cells if index % 2 == 0 else list(reversed(cells))
+        for cell in order:
+            if cell.id in failed:
+                continue
+            cell_dir = folder.cell_dir(cell)
+            binary = binaries[cell.id]
+            flavour = flavour_of(binary.name)
+            etdump = cell_dir / f"etdump-r{index}.etdp" if config.profile else None
+            timing = cell_dir / f"timing-r{index}.json" if flavour == "sme2_runner" else None
+            argv = runner_argv(flavour, str(binary), pte=str(ptes[cell.id]), threads=cell.threads,
+                               warmup=config.warmup, iterations=count, etdump=str(etdump) if etdump else None,
+                               timing_json=str(timing) if timing else None, inputs=inputs[cell.id])
+            code, seconds = _run_round(argv, cell_dir, index, cpus, cancel, timeout)
+            if code != 0:
+                stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
+                what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
+                    f" after {seconds:.0f} s (timeout)" if seconds >= timeout else "")
+                failed[cell.id] = what
+                folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
+                                error={"kind": "runner-failed", "what": what, "stderr_tail": stderr[-2000:],
+                                       "command": argv,
+                                       "fix": f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume"})
+                yield CellStatus(cell.id, "failed", what)
+                continue
+            entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count,
+                                     "command": argv, "seconds": round(seconds, 3)}
+            if etdump:
+                entry["etdump"] = etdump.name
+            if timing and timing.is_file():
+                data = json.loads(timing.read_text())
+                entry["timing"] = timing.name
+                records[cell.id]["warmup_ns"] += data.get("warmup_ns", [])
+                records[cell.id]["iterations_ns"] += data.get("measured_ns", [])
+            records[cell.id]["rounds"].append(entry)
+            done_iterations[cell.id] += count
+            yield CellStatus(cell.id, "running", "measuring", done_iterations[cell.id], config.iterations)
+    for cell in cells:
+        if cell.id in failed:
+            continue
+        cell_dir = folder.cell_dir(cell)
+        (cell_dir / "timing.json").write_text(json.dumps(records[cell.id], indent=1))
+        folder.set_cell(cell.id, status="done", finished_utc=utc_now(),
+                        files=sorted(folder.rel(p) for p in cell_dir.iterdir()))
+        yield CellStatus(cell.id, "done", "measured", config.iterations, config.iterations)
+    return len(failed)
