@@ -393,7 +393,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         return _drain(build_host_runner(host_build_dir(args.runners_dir)))
     from sme2tui.runners.pairs import build
-    from sme2tui.runners.source_tree import default_source_dir, default_ref
+    from sme2tui.runners.source_tree import default_ref, default_source_dir
 
     source = args.source or default_source_dir(default_ref())
     if not source.is_dir():

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sme2tui.events import CheckStatus, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.events import Checkpoint, CheckStatus, Event, StepFinished, StepStarted
 from sme2tui.hostinfo import HostFacts, collect_host_facts
 from sme2tui.versions import package_version
 

@@ -8,7 +8,7 @@ manifest, and leaves the folder in a truthful state however it stops (done, fail
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ class Pipeline:
         finally:
             log.close()
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Event, None, None]:
         _require_runtime()
         preflight(self.config)
         if self.folder is None:

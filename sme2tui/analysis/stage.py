@@ -47,6 +47,11 @@ def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
             "is_sme2": False, "note": note}
 
 
+def _etdumps(cell_dir: Path) -> list[Path]:
+    """A cell's ETDumps in round order (one file for the Python runtime, one per round for native runners)."""
+    return sorted(cell_dir.glob("etdump*.etdp"))
+
+
 def _evidence_checks(evidence: dict[str, VariantEvidence], sme2_capable: bool) -> Iterator[Event]:
     for name, ev in evidence.items():
         if ev.claims_sme2 == "on" and sme2_capable and ev.sme2 == "not seen":
@@ -173,6 +178,16 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     }
     out = folder.root / "analysis"
     write_json_atomic(out / "summary.json", summary)
+    from sme2tui.report.charts import write_charts
+    from sme2tui.report.trace import write_chrome_trace
+
+    for chart in write_charts(summary, out / "charts"):
+        yield ArtifactWritten("analyze", f"analysis/charts/{chart.file_name}", "chart")
+    traced = [(a.cell_id, path, a.warmup_dropped) for a in cells.values() if a.source == "etdump"
+              for path in _etdumps(folder.cell_dir(a.cell_id))[:1]]
+    if traced:
+        write_chrome_trace(traced, out / "trace.json", categorizer)
+        yield ArtifactWritten("analyze", "analysis/trace.json", "trace")
     write_text_atomic(out / "categories.csv", _categories_csv(cells))
     write_text_atomic(out / "operators.csv", _operators_csv(cells))
     folder.update(comparison=comparison,

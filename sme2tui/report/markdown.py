@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sme2tui.analysis.categorize import ALL_BUCKETS
+from sme2tui.report.charts import Chart, all_charts
 
 
 def _ms(value: float | None) -> str:
@@ -26,13 +27,20 @@ def headline(pair: dict[str, Any], comparison: dict[str, Any]) -> str:
             f"{pair['candidate_median_ms']:.3f} ms over {s['baseline_n']}/{s['candidate_n']} measured iterations)")
 
 
+def _chart(charts: dict[str, Chart], name: str) -> list[str]:
+    chart = charts.get(name)
+    return ["", chart.markdown("charts"), ""] if chart else []
+
+
 def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     comparison = summary["comparison"]
+    charts = {c.file_name: c for c in all_charts(summary)}
     lines = [f"# sme2tui report — {summary['run']}", ""]
     host = manifest.get("host", {})
     if summary["target"] == "android":
         device = manifest.get("device") or {}
-        where = f"Android device {device.get('model', '?')} ({device.get('serial', '?')}), SME2: {device.get('sme', '?')}"
+        where = (f"Android device {device.get('model', '?')} ({device.get('serial', '?')}), "
+                 f"SME2: {device.get('sme', '?')}")
     else:
         where = f"host {host.get('cpu_model', '?')} ({host.get('machine', '?')}), SME2: {host.get('sme', '?')}"
     lines += [f"- **Comparison:** {comparison['label']}", f"- **Where:** {where}"]
@@ -50,6 +58,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     if summary["pairs"] and not comparison.get("is_sme2"):
         lines += ["", "> This is not an SME2 result. SME2 on/off needs an SME2 CPU (Arm C1 phones, Apple M4/M5) and "
                   "the `sme2-on`/`sme2-off` runner pair; the published SME2 figures are listed below for reference."]
+    lines += _chart(charts, "latency.svg")
     lines += ["", "## Latency per cell", ""]
     rows = []
     for c in summary["cells"].values():
@@ -58,6 +67,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
                      _ms(lat["p10"]), _ms(lat["p90"]), f"{lat['cv']:.1%}", c["source"]])
     lines += _table(["model", "dtype", "variant", "threads", "iterations", "median ms", "p10 ms", "p90 ms", "CV",
                      "source"], rows)
+    if any(p["categories"] for p in summary["pairs"]):
+        lines += ["", "## Category breakdown", *_chart(charts, "categories.svg")]
     for p in summary["pairs"]:
         if not p["categories"]:
             continue
@@ -86,7 +97,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     for c in summary["cells"].values():
         if not c["operators"]:
             continue
-        lines += ["", f"### Top operators — {c['cell_id']}", ""]
+        lines += ["", f"### Top operators — {c['cell_id']}", *_chart(charts, f"top_operators_{c['cell_id']}.svg")]
         lines += _table(["instruction", "operator", "category", "delegated", "median ms", "share"],
                         [[str(o["instruction_id"]), o["name"], o["category"], "yes" if o["delegated"] else "no",
                           _ms(o["median_ms"]), f"{o['share']:.1%}"] for o in c["operators"][:10]])
@@ -103,9 +114,16 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
                          ", ".join(f"{k}×{v}" for k, v in (d.get("non_delegated_ops") or {}).items()) or "—"])
         lines += _table(["program", "numerics", "detail", "left to portable kernels"], rows)
     ref = summary["reference"]
-    lines += ["", "## Published SME2 reference (not this machine)", "", f"{ref['label']}. Source: {ref['source']}.", ""]
+    lines += ["", "## Published SME2 reference (not this machine)", "", f"{ref['label']}. Source: {ref['source']}.",
+              *_chart(charts, "reference.svg")]
     lines += _table(["dtype", "SME2 off ms", "SME2 on ms", "speedup"],
                     [[r["dtype"], str(r["sme2_off"]), str(r["sme2_on"]), f"{r['speedup']}×"] for r in ref["latency"]])
+    evidence = summary.get("evidence") or {}
+    if evidence:
+        lines += ["", "## SME2 evidence", ""]
+        lines += [f"- `{name}`: {ev['detail']}" for name, ev in evidence.items()]
+    lines += ["", "Timeline: `trace.json` (Chrome trace; open it in ui.perfetto.dev or chrome://tracing) shows every "
+              "iteration with its operators nested inside."]
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     lines += ["", "## What good looks like", "",
