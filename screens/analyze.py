@@ -77,10 +77,13 @@ class AnalyzeScreen(StepScreen):
         yield Static(Text("no analyzed run yet: finish the Run step, or open one from History (h)",
                           style="dim"), id="headline")
         with TabbedContent(id="tabs"):
-            with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
-                yield PlotextPlot(id="plot-latency")
-                yield DataTable(id="table-latency", cursor_type="row")
-                yield PlotextPlot(id="plot-reflatency", classes="reference")
+            with TabPane("Latency", id="tab-latency"):
+                with Horizontal(classes="chartrow"):
+                    yield PlotextPlot(id="plot-latency")
+                    yield DataTable(id="table-latency", cursor_type="row")
+                with Horizontal(classes="chartrow reference", id="row-reference"):
+                    yield PlotextPlot(id="plot-reflatency")
+                    yield DataTable(id="table-reflatency", cursor_type="row")
             with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
                 yield PlotextPlot(id="plot-categories")
                 yield DataTable(id="table-categories", cursor_type="row")
@@ -141,8 +144,9 @@ class AnalyzeScreen(StepScreen):
         self._table("#table-latency", ("variant", "p10", "median", "p90", "CV", "n"),
                     charts.latency_rows(cells))
         if reference is not None:
-            self._table("#table-latency", ("published", "off ms", "on ms", "speedup"),
-                        charts.reference_latency_rows(reference), append=True)
+            self._table("#table-reflatency", ("published", "SME2 off ms", "SME2 on ms", "speedup"),
+                        charts.reference_latency_rows(reference))
+            self.query_one("#table-reflatency", DataTable).border_title = "published, not measured here"
         headers = ("category", *(c["variant"] + " ms" for c in cells))
         rows = charts.category_rows(cells)
         if reference is not None:
@@ -155,34 +159,31 @@ class AnalyzeScreen(StepScreen):
                     charts.operator_rows(candidate) if candidate else [])
         self.query_one("#table-operators", DataTable).border_title = (
             f"top operators: {candidate['variant']}" if candidate else "")
-        self._plot("#plot-latency", lambda plt: charts.draw_latency(plt, cells))
-        self._plot("#plot-categories", lambda plt: charts.draw_categories(plt, cells, reference))
-        self._plot("#plot-operators", lambda plt: charts.draw_operators(plt, candidate))
-        ref_plot = self.query_one("#plot-reflatency", PlotextPlot)
-        ref_plot.display = reference is not None
+        self._plot("#plot-latency", lambda plt, w: charts.draw_latency(plt, cells, w))
+        self._plot("#plot-categories", lambda plt, w: charts.draw_categories(plt, cells, reference, w))
+        self._plot("#plot-operators", lambda plt, w: charts.draw_operators(plt, candidate))
+        self.query_one("#row-reference").display = reference is not None
         if reference is not None:
-            self._plot("#plot-reflatency", lambda plt: charts.draw_reference_latency(plt, reference))
+            self._plot("#plot-reflatency", lambda plt, w: charts.draw_reference_latency(plt, reference, w))
 
-    def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]],
-               append: bool = False) -> None:
+    def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
         table = self.query_one(selector, DataTable)
-        if not append:
-            table.clear(columns=True)
-            table.add_columns(*headers)
-        else:
-            table.add_row(*(Text(h, style="bold italic") for h in headers))
+        table.clear(columns=True)
+        # Explicit widths: every number must be readable in full, the table scrolls sideways instead.
+        for i, header in enumerate(headers):
+            width = max([len(header), *(len(str(r[i])) for r in rows if i < len(r))])
+            table.add_column(header, width=width)
         for row in rows:
-            table.add_row(*row[: len(table.columns)])
+            table.add_row(*row)
 
     def _plot(self, selector: str, draw: Any) -> None:
         plot = self.query_one(selector, PlotextPlot)
-        draw(plot.plt)
+        # Plots in hidden tabs have no size yet: label for the width they will get beside their table.
+        draw(plot.plt, plot.size.width or self.size.width // 2)
         plot.refresh()
 
     def action_toggle_reference(self) -> None:
         self.show_reference = not self.show_reference
-        self.notify("published SqueezeSAM figures (PyTorch blog, SME2 phone): not measured here"
-                    if self.show_reference else "published figures hidden", timeout=4)
         self.render_run()
 
     def action_next_pair(self) -> None:

@@ -114,7 +114,7 @@ class Sme2App(App[int]):
             self._jobs.discard(cancel)
             done = self._quitting and not self._jobs
         if done:
-            self.call_from_thread(self.exit, int(ExitCode.INTERRUPTED))
+            self.call_from_thread(self.exit, int(ExitCode.INTERRUPTED), int(ExitCode.INTERRUPTED))
 
     @property
     def busy(self) -> bool:
@@ -136,7 +136,7 @@ class Sme2App(App[int]):
             for cancel in jobs:
                 cancel.set()
             if not self.busy:
-                self.exit(int(ExitCode.INTERRUPTED))
+                self.exit(int(ExitCode.INTERRUPTED), int(ExitCode.INTERRUPTED))
 
         self.push_screen(ConfirmScreen("A step is still running. Quit anyway?\nIt is cancelled; completed "
                                        "cells are kept and the run can be resumed from History."), answered)

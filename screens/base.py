@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from rich.markdown import Markdown as RichMarkdown
 from textual import work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Static
 
 from screens.guide import GUIDE, WHY
 from screens.widgets.checklist import CheckList, CheckRow, warning_text
@@ -126,7 +127,8 @@ class StepScreen(Screen[None]):
                 yield from self.compose_main()
                 yield CheckList(id="checks")
             with Vertical(id="guide"):
-                yield Markdown(GUIDE[self.STEP])
+                # Rich's Markdown renders synchronously (Textual's Markdown widget mounts blocks later).
+                yield Static(RichMarkdown(GUIDE[self.STEP]), id="guide-text")
         yield StepLog(id="log")
         yield Footer()
 

@@ -68,13 +68,24 @@ def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str,
 
 def short_op(name: str, width: int = 20) -> str:
     """ "Fully Connected (NC, F32) GEMM #3" → "Fully Connected #3": the kind and which one, for axis labels."""
+    if name.startswith("native_call_"):  # a non-delegated portable op: "native_call_convolution.out"
+        name = name.removeprefix("native_call_").removesuffix(".out")
     head = name.split(" (")[0]
     tail = name.rsplit(" ", 1)[-1] if "#" in name else ""
     label = f"{head} {tail}".strip()
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def draw_latency(plt: Any, cells: list[dict[str, Any]]) -> None:
+def _ticks(set_ticks: Any, labels: list[str], width: int | None = None) -> None:
+    """Every bar labelled, each label short enough not to collide with its neighbour: plotext drops
+    colliding labels, and which one it drops is not stable from one process to the next."""
+    if width:
+        room = max(4, (width - 8) // max(1, len(labels)) - 1)
+        labels = [label if len(label) <= room else label[: room - 1] + "…" for label in labels]
+    set_ticks(list(range(1, len(labels) + 1)), labels)
+
+
+def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None) -> None:
     """Median per variant as bars, p10–p90 as error bars (the spread over measured iterations)."""
     plt.clear_data()
     plt.clear_figure()
@@ -87,10 +98,11 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]]) -> None:
     middles = [(c["latency"]["p10"] + c["latency"]["p90"]) / 2 for c in cells]
     spreads = [c["latency"]["p90"] - c["latency"]["p10"] for c in cells]
     plt.error(list(range(1, len(cells) + 1)), middles, yerr=spreads)
+    _ticks(plt.xticks, names, width)
     plt.title("latency ms: median, p10–p90")
 
 
-def draw_reference_latency(plt: Any, reference: dict[str, Any]) -> None:
+def draw_reference_latency(plt: Any, reference: dict[str, Any], width: int | None = None) -> None:
     plt.clear_data()
     plt.clear_figure()
     rows = reference.get("latency", [])
@@ -98,23 +110,27 @@ def draw_reference_latency(plt: Any, reference: dict[str, Any]) -> None:
         return
     plt.multiple_bar([str(r["dtype"]) for r in rows], [[r["sme2_off"] for r in rows], [r["sme2_on"] for r in rows]],
                      labels=["SME2 off", "SME2 on"])
+    _ticks(plt.xticks, [str(r["dtype"]) for r in rows], width)
     plt.title(f"{PUBLISHED} SqueezeSAM ms — not measured here")
 
 
-def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None) -> None:
+def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
+                    width: int | None = None) -> None:
     """Stacked shares of end-to-end time; shares, because the two sides can differ 100× in total."""
     plt.clear_data()
     plt.clear_figure()
     names = [c["variant"] for c in cells]
     shares = [category_shares(c) for c in cells]
     if reference is not None:
-        names.append(f"{PUBLISHED} fp16 on")
+        names.append(f"{PUBLISHED}*")
         shares.append(reference_category_shares(reference))
     if not names:
         return
     plt.stacked_bar(names, [[s[c] for s in shares] for c in CATEGORIES], labels=[SHORT[c] for c in CATEGORIES],
                     width=0.5)
-    plt.title("share of end-to-end time, %")
+    _ticks(plt.xticks, names, width)
+    title = "share of end-to-end time, %"
+    plt.title(title + ("  (*SqueezeSAM fp16 SME2 on, not measured here)" if reference is not None else ""))
 
 
 def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> None:
@@ -125,6 +141,7 @@ def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> Non
     rows = operator_rows(cell, limit)
     if not rows:
         return
-    plt.bar([short_op(r[0]) for r in reversed(rows)], [float(r[2]) for r in reversed(rows)], orientation="horizontal",
-            width=0.6)
+    labels = [short_op(r[0]) for r in reversed(rows)]
+    plt.bar(labels, [float(r[2]) for r in reversed(rows)], orientation="horizontal", width=0.6)
+    _ticks(plt.yticks, labels)
     plt.title(f"top operators, {cell['variant']} (median ms)")

@@ -41,7 +41,10 @@ class RunScreen(StepScreen):
 
     def compose_main(self) -> ComposeResult:
         yield Static("", id="runinfo")
-        yield ProgressBar(total=None, show_eta=False, id="overall")
+        # Hidden until cells are known: an indeterminate bar would animate with nothing to say.
+        bar = ProgressBar(total=1, show_eta=False, id="overall")
+        bar.display = False
+        yield bar
         yield DataTable(id="cells", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -109,6 +112,7 @@ class RunScreen(StepScreen):
         self.reset_checks()
         self.cells.clear()
         self.query_one("#cells", DataTable).clear()
+        self.query_one("#overall", ProgressBar).display = False
         self.run_dir = None
         self.stage = ""
         self.state.run_dir = None
@@ -158,7 +162,9 @@ class RunScreen(StepScreen):
         else:
             table.add_row(event.cell_id, state, iterations, event.detail, key=event.cell_id)
         done = sum(1 for c in self.cells.values() if c.state in ("done", "failed", "skipped"))
-        self.query_one("#overall", ProgressBar).update(total=len(self.cells), progress=done)
+        bar = self.query_one("#overall", ProgressBar)
+        bar.display = True
+        bar.update(total=len(self.cells), progress=done)
 
     def warnings_accepted(self, texts: list[str]) -> None:
         if self.handle_ is not None and self.run_dir is not None:

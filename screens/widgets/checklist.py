@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
 from sme2tui.events import Checkpoint
 
+ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 SYMBOLS = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
 
 
@@ -36,21 +38,24 @@ class CheckList(Static):
         if not rows:
             self.update(Text(empty, style="dim"))
             return
-        text = Text()
-        for i, row in enumerate(rows):
-            check = row.check
-            symbol, style = SYMBOLS[check.status]
-            if i:
-                text.append("\n")
-            text.append(f"{symbol} ", style=f"bold {style}")
-            text.append(check.name, style="bold")
-            if check.subject:
-                text.append(f" [{check.subject}]", style="dim")
-            text.append(f": {check.detail}")
-            if not row.blocking and check.status in ("warn", "fail"):
-                text.append("  (not needed for this target)", style="dim")
-            elif row.accepted:
-                text.append("  (accepted)", style="dim")
-            if check.fix and check.status in ("warn", "fail"):
-                text.append(f"\n    fix: {check.fix}", style=style)
-        self.update(text)
+        # What needs attention first; passes stay one line each so a long list still fits at 80x24.
+        ordered = sorted(rows, key=lambda r: ORDER[r.check.status] if r.blocking else len(ORDER))
+        self.update(Group(*(self._row(row) for row in ordered)))
+
+    def _row(self, row: CheckRow) -> Text:
+        check = row.check
+        symbol, style = SYMBOLS[check.status]
+        quiet = check.status in ("pass", "skip") or not row.blocking or row.accepted
+        text = Text(no_wrap=quiet, overflow="ellipsis" if quiet else "fold")
+        text.append(f"{symbol} ", style=f"bold {style}")
+        text.append(check.name, style="bold")
+        if check.subject:
+            text.append(f" [{check.subject}]", style="dim")
+        if not row.blocking and check.status in ("warn", "fail"):
+            text.append(" (not needed for this target)", style="dim")
+        elif row.accepted:
+            text.append(" (accepted)", style="dim")
+        text.append(f": {check.detail}")
+        if check.fix and check.status in ("warn", "fail") and not quiet:
+            text.append(f"\n    fix: {check.fix}", style=style)
+        return text

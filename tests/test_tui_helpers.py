@@ -1,0 +1,158 @@
+"""Shared pieces of the TUI tests (fixture run folder, recorded events, app factory, settling), plus
+tests of the pure functions the Analyze and History screens render."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import shutil
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from screens import charts
+from screens.app import Sme2App
+from screens.services import ReplayServices, headline, read_events
+from screens.state import WizardState
+from sme2tui.events import Checkpoint, Event, StepFinished
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+FIXTURE = Path(__file__).parent / "data" / "tui_run"
+RUN_NAME = "20261123T212444Z-tiny"
+
+
+def doctor_events(failing: str | None = None) -> list[Event]:
+    """The recorded doctor run; `failing` turns that check into a failure (as a missing package would)."""
+    events = read_events(FIXTURE / "doctor_events.jsonl")
+    if failing is None:
+        return events
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, Checkpoint) and event.name == failing:
+            event = dataclasses.replace(event, status="fail", detail=f"{failing} is not installed",
+                                        fix=f"pip install '{failing}==2.13.0' (see README setup)")
+        elif isinstance(event, StepFinished):
+            checks = [dict(c, status="fail", detail=f"{failing} is not installed") if c["name"] == failing else c
+                      for c in event.data["checks"]]
+            event = dataclasses.replace(event, ok=False, data={**event.data, "checks": checks})
+        out.append(event)
+    return out
+
+
+def run_events() -> list[Event]:
+    return read_events(FIXTURE / RUN_NAME / "logs" / "events.jsonl")
+
+
+def export_events() -> list[Event]:
+    return [e for e in run_events() if getattr(e, "step", "") == "export"]
+
+
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding `runs/<fixture run>`; paths in view are relative ("runs/…")."""
+    shutil.copytree(FIXTURE / RUN_NAME, tmp_path / "runs" / RUN_NAME)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return Path("runs") / RUN_NAME
+
+
+def replay_services(**kwargs: Any) -> ReplayServices:
+    from screens.services import BuildOption
+
+    defaults: dict[str, Any] = {
+        "doctor_events": doctor_events(),
+        "export_events": export_events(),
+        "run_events": run_events(),
+        "run_dir": Path("runs") / RUN_NAME,
+        "options": [
+            BuildOption("host-native", "native host runner (sme2_runner)", True, "takes seconds"),
+            BuildOption("host-pair", "SME2 on/off pair for this host", False, "this x86_64 host has no SME2"),
+            BuildOption("android-pair", "SME2 on/off pair for Android", False,
+                        "Android NDK missing: export ANDROID_NDK=/path/to/ndk"),
+        ],
+    }
+    defaults.update(kwargs)
+    return ReplayServices(**defaults)
+
+
+def make_app(services: ReplayServices, *, start: str = "environment", run_dir: Path | None = None) -> Sme2App:
+    state = WizardState.load(Path("runs") / RUN_NAME / "config.json", Path("runs"))
+    state.config_source = "tiny.json"
+    state.host = json.loads((FIXTURE / RUN_NAME / "manifest.json").read_text())["host"]
+    state.run_dir = run_dir
+    app = Sme2App(state, services, start=start)
+    app.animation_level = "none"  # tab underlines and scrolls land at once: screenshots are repeatable
+    return app
+
+
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async Pilot test on a fresh event loop (the project has no async pytest plugin)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Wait until every worker finished and every queued event reached the screen."""
+    app = pilot.app
+    await app.workers.wait_for_complete()
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if not getattr(app.screen, "_queue", None) and not getattr(app.screen, "busy", False):
+            break
+    await pilot.pause()
+
+
+# --- the pure functions behind the Analyze tables -------------------------------------------------------
+
+
+def _summary() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURE / RUN_NAME / "analysis" / "summary.json").read_text())
+    return data
+
+
+def test_pair_cells_are_baseline_then_candidate() -> None:
+    summary = _summary()
+    cells = charts.pair_cells(summary, summary["pairs"][0])
+    assert [c["variant"] for c in cells] == ["portable", "xnnpack"]
+
+
+def test_category_shares_add_up_to_100_percent() -> None:
+    for cell in _summary()["cells"].values():
+        assert sum(charts.category_shares(cell).values()) == pytest.approx(100.0)
+
+
+def test_reference_shares_come_from_the_published_split() -> None:
+    shares = charts.reference_category_shares(_summary()["reference"])
+    # Published fp16 SME2-on SqueezeSAM: data movement ~40% of 298 ms.
+    assert shares["DATA_MOVEMENT"] == pytest.approx(100 * 119.1 / 298.2)
+    assert shares["OVERHEAD"] == 0.0
+
+
+def test_operator_rows_are_the_slowest_first() -> None:
+    cell = _summary()["cells"]["mobilenet_quick__fp32__xnnpack__t1"]
+    rows = charts.operator_rows(cell, limit=5)
+    times = [float(r[2]) for r in rows]
+    assert len(rows) == 5
+    assert times == sorted(times, reverse=True)
+
+
+def test_short_operator_labels_keep_kind_and_index() -> None:
+    assert charts.short_op("Fully Connected (NC, F32) GEMM #3") == "Fully Connected #3"
+    assert charts.short_op("native_call_convolution.out") == "convolution"
+    assert charts.short_op("native_call__native_batch_norm_legit_no_training.out") == "_native_batch_norm_…"
+
+
+def test_headline_uses_the_first_pair_with_its_interval() -> None:
+    pairs = _summary()["pairs"]
+    s = pairs[0]["speedup"]
+    assert headline(pairs) == f"{s['value']:.2f}× ({s['ci_low']:.3g}–{s['ci_high']:.3g})"
+    assert headline([]) == "—"
