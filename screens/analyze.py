@@ -64,6 +64,7 @@ class AnalyzeScreen(StepScreen):
     EMPTY_CHECKS = "no analysis checkpoints"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_reference", "Published figures", id="analyze.reference"),
+        Binding("t", "next_tab", "Next chart", id="analyze.tab"),
         Binding("v", "next_pair", "Next pair", id="analyze.pair"),
     ]
 
@@ -185,6 +186,11 @@ class AnalyzeScreen(StepScreen):
     def action_toggle_reference(self) -> None:
         self.show_reference = not self.show_reference
         self.render_run()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        ids = ["tab-latency", "tab-categories", "tab-operators"]
+        tabs.active = ids[(ids.index(tabs.active) + 1) % len(ids)] if tabs.active in ids else ids[0]
 
     def action_next_pair(self) -> None:
         self.pair_index += 1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -12,6 +13,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from screens.base import JobDone, StepScreen
 from sme2tui.errors import ConfigError
 from sme2tui.events import CellStatus, Checkpoint, Event, StepStarted
+from sme2tui.run.folder import RunFolder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,6 +40,7 @@ class RunScreen(StepScreen):
         self.run_dir: Path | None = None
         self.cells: dict[str, CellStatus] = {}
         self.stage = ""
+        self.shown_config: dict[str, Any] | None = None  # a resumed run's own config, else the wizard's
 
     def compose_main(self) -> ComposeResult:
         yield Static("", id="runinfo")
@@ -62,7 +65,7 @@ class RunScreen(StepScreen):
         self.show_info()
 
     def show_info(self) -> None:
-        data = self.state.config_data
+        data = self.shown_config or self.state.config_data
         models = ", ".join(str(m.get("name") or m.get("builtin") or m.get("factory") or m.get("pte"))
                            for m in data.get("models", []))
         variants = ", ".join(str(v.get("name")) for v in data.get("variants", []))
@@ -99,16 +102,18 @@ class RunScreen(StepScreen):
         if self.busy:
             return
         try:
-            config = self.state.config() if resume is None else None
+            if resume is None:
+                config = self.state.config()
+                self.shown_config = None
+            else:
+                # A resumed run continues with its own config, whatever the wizard holds now.
+                config = RunFolder.open(resume)[1]
+                self.shown_config = json.loads(config.canonical_json())
         except ConfigError as exc:
             self.reset_checks()
             self.add_check(Checkpoint("run", "config", "fail", exc.what, exc.fix or ""))
             self.refresh_checks()
             return
-        if resume is not None:
-            from sme2tui.run.folder import RunFolder
-
-            _folder, config = RunFolder.open(resume)
         self.reset_checks()
         self.cells.clear()
         self.query_one("#cells", DataTable).clear()
@@ -156,9 +161,9 @@ class RunScreen(StepScreen):
         iterations = f"{event.iterations_done}/{event.iterations_total}" if event.iterations_total else ""
         state = Text(event.state, style=STATE_STYLE.get(event.state, ""))
         if event.cell_id in table.rows:
-            table.update_cell(event.cell_id, "state", state)
-            table.update_cell(event.cell_id, "iterations", iterations)
-            table.update_cell(event.cell_id, "detail", event.detail)
+            table.update_cell(event.cell_id, "state", state, update_width=True)
+            table.update_cell(event.cell_id, "iterations", iterations, update_width=True)
+            table.update_cell(event.cell_id, "detail", event.detail, update_width=True)
         else:
             table.add_row(event.cell_id, state, iterations, event.detail, key=event.cell_id)
         done = sum(1 for c in self.cells.values() if c.state in ("done", "failed", "skipped"))
