@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from screens.base import JobDone, StepScreen
+from screens.services import runners_dir
 from sme2tui.events import Checkpoint
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class BuildScreen(StepScreen):
             self.refresh_options()
 
     def refresh_options(self) -> None:
-        self.options = self.services.build_options(self.state.output_root, self.state.host)
+        self.options = self.services.build_options(runners_dir(self.state.config_data), self.state.host)
         self.query_one("#options", Static).update(options_text(self.options))
         host = next((o for o in self.options if o.key == "host-native"), None)
         if host is not None and not any(k[0] == "host runner" for k in self.checks):
@@ -105,7 +106,7 @@ class BuildScreen(StepScreen):
         self.finished = False
         self.refresh_checks()
         self.log_pane.mirror_to(self.state.output_root / ".cache" / "tui" / "build.log")
-        root, services, cancel = self.state.output_root, self.services, threading.Event()
+        root, services, cancel = runners_dir(self.state.config_data), self.services, threading.Event()
         self.start_job(key, lambda: services.build(key, root, cancel), cancel=cancel)
 
     def action_cancel(self) -> None:

@@ -110,9 +110,23 @@ class _RealPipeline:
             folder.update(accepted_warnings=_merge_accepted(folder.manifest, texts))
 
 
-def runner_build_root(output_root: Path) -> Path:
-    """Runner binaries live beside the run folders, out of History's way (a dot folder)."""
-    return output_root / ".cache" / "runners"
+def runners_dir(config_data: dict[str, Any]) -> Path:
+    """Where runners are built and where the run step looks for them: the config's `runners_dir`."""
+    from sme2tui.config import RunConfig
+
+    return Path(str(config_data.get("runners_dir") or RunConfig.model_fields["runners_dir"].default))
+
+
+def executorch_source() -> Path | None:
+    """The ExecuTorch tree SME2 pairs build from: $EXECUTORCH_SOURCE_DIR, else the `sme2tui setup` clone."""
+    import os
+
+    from sme2tui.runners.source_tree import default_ref, default_source_dir
+
+    if os.environ.get("EXECUTORCH_SOURCE_DIR"):
+        return Path(os.environ["EXECUTORCH_SOURCE_DIR"])
+    clone = default_source_dir(default_ref())
+    return clone if clone.is_dir() else None
 
 
 class CoreServices:
@@ -143,25 +157,24 @@ class CoreServices:
             lines.append(DeviceLine(f.serial, f.sme, text))
         return DevicesReport(devices=tuple(lines))
 
-    def build_options(self, output_root: Path, host: dict[str, Any]) -> list[BuildOption]:
+    def build_options(self, root: Path, host: dict[str, Any]) -> list[BuildOption]:
         import os
 
         from sme2tui.runners.host import find_host_runner
 
-        root = runner_build_root(output_root)
         built = find_host_runner(root)
         options = [BuildOption(
             "host-native", "native host runner (sme2_runner, against the installed executorch wheel)", True,
             "links XNNPACK + portable kernels; takes seconds", str(built) if built else "")]
         sme = host.get("sme", "unknown")
         machine = host.get("machine", "?")
-        source = os.environ.get("EXECUTORCH_SOURCE_DIR", "")
+        source = executorch_source()
+        no_source = "needs an ExecuTorch source tree: run `sme2tui setup` or set EXECUTORCH_SOURCE_DIR"
         if sme != "sme2":
             why = f"this {machine} host has no SME2 ({host.get('sme_detail', sme)})"
             options.append(BuildOption("host-pair", "SME2 on/off pair for this host", False, why))
-        elif not source:
-            options.append(BuildOption("host-pair", "SME2 on/off pair for this host", False,
-                                       "needs an ExecuTorch source tree: set EXECUTORCH_SOURCE_DIR"))
+        elif source is None:
+            options.append(BuildOption("host-pair", "SME2 on/off pair for this host", False, no_source))
         else:
             options.append(BuildOption("host-pair", "SME2 on/off pair for this host", True,
                                        f"from {source}; about 1 GB and several minutes per variant"))
@@ -170,27 +183,29 @@ class CoreServices:
         if not ndk:
             options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", False,
                                        "Android NDK missing: install NDK r27+ and export ANDROID_NDK=/path/to/ndk"))
-        elif not source:
-            options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", False,
-                                       "needs an ExecuTorch source tree: set EXECUTORCH_SOURCE_DIR"))
+        elif source is None:
+            options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", False, no_source))
         else:
             options.append(BuildOption("android-pair", "SME2 on/off pair for Android (arm64-v8a)", True,
                                        f"NDK {ndk}, source {source}"))
         return options
 
-    def build(self, key: str, output_root: Path, cancel: threading.Event) -> Iterator[Event]:
-        import os
-
-        root = runner_build_root(output_root)
+    def build(self, key: str, root: Path, cancel: threading.Event) -> Iterator[Event]:
         if key == "host-native":
             from sme2tui.runners.host import build_host_runner, host_build_dir
 
             return build_host_runner(host_build_dir(root), cancel=cancel)
         from sme2tui.runners.pairs import build
 
-        source = Path(os.environ.get("EXECUTORCH_SOURCE_DIR", "."))
-        return build("android" if key == "android-pair" else "host", source_dir=source, build_root=root,
-                     cancel=cancel)
+        import platform
+
+        source = executorch_source() or Path()
+        if key == "android-pair":
+            return build("android", source_dir=source, build_root=root, cancel=cancel)
+        # On an SME2 Mac the host pair is a macOS build; elsewhere (Linux arm64) it is a host build.
+        if platform.system() == "Darwin":
+            return build("macos", source_dir=source, build_root=root, cancel=cancel)
+        return build("host", source_dir=source, build_root=root, cancel=cancel)
 
     def export(self, config: Any, output_root: Path, config_dir: Path | None,
                cancel: threading.Event) -> Iterator[Event]:
@@ -329,12 +344,12 @@ class ReplayServices(CoreServices):
     def devices(self) -> DevicesReport:
         return self.devices_report
 
-    def build_options(self, output_root: Path, host: dict[str, Any]) -> list[BuildOption]:
+    def build_options(self, root: Path, host: dict[str, Any]) -> list[BuildOption]:
         if self.options is not None:
             return self.options
-        return super().build_options(output_root, host)
+        return super().build_options(root, host)
 
-    def build(self, key: str, output_root: Path, cancel: threading.Event) -> Iterator[Event]:
+    def build(self, key: str, root: Path, cancel: threading.Event) -> Iterator[Event]:
         self.calls.append(f"build:{key}")
         return iter(self.build_events)
 
