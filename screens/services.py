@@ -195,9 +195,9 @@ class CoreServices:
             from sme2tui.runners.host import build_host_runner, host_build_dir
 
             return build_host_runner(host_build_dir(root), cancel=cancel)
-        from sme2tui.runners.pairs import build
-
         import platform
+
+        from sme2tui.runners.pairs import build
 
         source = executorch_source() or Path()
         if key == "android-pair":
