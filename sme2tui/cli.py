@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = csub.add_parser("validate", help="validate a config file")
     v.add_argument("file", type=Path)
 
+    p = sub.add_parser("devices", help="list Android devices with their SME/SME2 verdict, cores and thermal state")
+    p.add_argument("--adb-server", help="ADB server HOST:PORT (default: $ADB_SERVER_SOCKET or 127.0.0.1:5037)")
+    p.add_argument("--json", action="store_true", dest="sub_json")
+
     p = sub.add_parser("models", help="list the built-in models")
     p.add_argument("--json", action="store_true", dest="sub_json")
 
@@ -256,6 +260,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from sme2tui.android.client import AndroidClient
+    from sme2tui.android.report import list_devices_report, render_devices_text
+
+    facts = list_devices_report(AndroidClient(args.adb_server))
+    if args.sub_json:
+        _print_json([f.to_dict() for f in facts])
+    else:
+        print(render_devices_text(facts))
+    return 0 if facts else int(ExitCode.DEVICE)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from sme2tui.models import BUILTIN_MODELS
 
@@ -437,7 +453,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "doctor": cmd_doctor, "config": cmd_config, "models": cmd_models, "export": cmd_export, "run": cmd_run,
+    "doctor": cmd_doctor, "devices": cmd_devices, "config": cmd_config, "models": cmd_models, "export": cmd_export, "run": cmd_run,
     "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report, "build": cmd_build,
     "setup": cmd_setup,
 }

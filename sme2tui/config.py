@@ -108,7 +108,22 @@ class HostTarget(_Strict):
 class AndroidTarget(_Strict):
     kind: Literal["android"] = "android"
     serial: str | None = Field(None, description="Device serial; default: $ANDROID_SERIAL or the only one.")
-    adb_server: str = Field("127.0.0.1:5037", description="ADB server host:port (device labs expose remote ones).")
+    serials: list[str] = Field(
+        default_factory=list,
+        description="Several devices, run in parallel (one cell at a time each): `SERIAL` on `adb_server`, "
+        "or `SERIAL@HOST:PORT` on another ADB server (a remote device lab).",
+    )
+    connect: list[str] = Field(
+        default_factory=list, description="`adb connect` these HOST:PORT endpoints first (network devices)."
+    )
+    adb_server: str | None = Field(
+        None, description="ADB server HOST:PORT; default: $ADB_SERVER_SOCKET / $ANDROID_ADB_SERVER_PORT or "
+        "127.0.0.1:5037."
+    )
+    allow_foreign_runner: bool = Field(
+        False, description="Run a runner whose architecture does not match the device ABI. Only for protocol "
+        "test doubles that execute host binaries; never useful on a real phone."
+    )
     device_dir: str = "/data/local/tmp/sme2tui"
     cpu_mask: str | None = Field(None, description="taskset mask; default: the biggest cores from cpufreq.")
     cooldown_s: Annotated[float, Field(ge=0, le=600)] = 0.0

@@ -153,6 +153,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     host = folder.manifest.get("host", {})
     device = folder.manifest.get("device") or {}
     sme2_capable = (device.get("sme") == "sme2") if config.target.kind == "android" else host.get("sme") == "sme2"
+    if config.target.kind == "android" and config.target.allow_foreign_runner:
+        sme2_capable = False  # a host binary run by a test double never ran on the phone's CPU
     comparison = comparison_label(config, sme2_capable)
     if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
         folder.add_warning(comparison["note"])

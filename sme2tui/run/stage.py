@@ -100,7 +100,10 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
 def preflight(config: RunConfig) -> None:
     """Fail before any work (and before a run folder exists) when a variant names a runner that is not
     built. `auto`/`native` host runners are built by the pipeline itself, so they pass here."""
-    if config.target.kind != "host":
+    if config.target.kind == "android":
+        from sme2tui.run.android import android_preflight
+
+        android_preflight(config)
         return
     for variant in config.variants:
         if variant.runner not in ("auto", "native", "python"):
@@ -114,7 +117,7 @@ def run_cells(
     *,
     cancel: threading.Event | None = None,
 ) -> Iterator[Event]:
-    yield StepStarted("run", "Run cells on the host")
+    yield StepStarted("run", f"Run cells on {'Android' if config.target.kind == 'android' else 'the host'}")
     placed = stage_programs(folder, programs)
     cells = plan_cells(config)
     pending = folder.pending_cells(cells)
@@ -129,6 +132,14 @@ def run_cells(
         runnable.append(cell)
         yield CellStatus(cell.id, "queued", "", 0, config.iterations)
     failures = 0
+    if config.target.kind == "android" and runnable:
+        from sme2tui.run.android import run_android
+
+        exports = folder.manifest["exports"]
+        failures = yield from run_android(
+            config, folder, runnable, {c.id: placed[program_key(config, c)] for c in runnable},
+            {c.id: _input_files(exports, config, c) for c in runnable}, cancel=cancel)
+        runnable = []
     binaries = {cell.id: resolve_runner(config, cell) for cell in runnable}
     for group in groups(runnable):
         python_cells = [c for c in group if binaries[c.id] is None]
