@@ -24,8 +24,7 @@ def model_key(spec: dict[str, Any]) -> str:
 
 def model_label(spec: dict[str, Any]) -> str:
     if spec.get("builtin"):
-        meta = BUILTIN_MODELS.get(str(spec["builtin"]))
-        return f"{spec['builtin']} ({meta.size})" if meta else str(spec["builtin"])
+        return str(spec["builtin"])  # ids already say the size ("…_quick" or the full model)
     if spec.get("factory"):
         return f"yours: {spec['factory']}"
     return f"yours: {Path(str(spec.get('pte'))).name}"

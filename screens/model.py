@@ -15,6 +15,7 @@ from textual.widgets.selection_list import Selection
 
 from screens.base import JobDone, StepScreen
 from screens.configedit import DTYPES, known_variants, model_choices, model_key, model_label, with_selection
+from screens.widgets.picklist import PickList
 from sme2tui.errors import ConfigError
 from sme2tui.events import Checkpoint, Event, LogLine, Progress, StepFinished
 
@@ -43,9 +44,9 @@ class ModelScreen(StepScreen):
 
     def compose_main(self) -> ComposeResult:
         with Horizontal(id="pickers"):
-            yield SelectionList[int](id="models")
-            yield SelectionList[str](id="dtypes")
-            yield SelectionList[str](id="variants")
+            yield PickList[int](id="models")
+            yield PickList[str](id="dtypes")
+            yield PickList[str](id="variants")
         with Horizontal(id="numbers"):
             yield Input(placeholder="your model: package.module:function ⏎", id="factory")
             yield Input(type="integer", id="warmup", tooltip="warmup iterations (dropped)")

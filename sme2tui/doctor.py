@@ -17,6 +17,7 @@ from typing import Any
 
 from sme2tui.events import Checkpoint, CheckStatus, Event, StepFinished, StepStarted
 from sme2tui.hostinfo import HostFacts, collect_host_facts
+from sme2tui.runners.ndk import MIN_NDK_MAJOR
 from sme2tui.versions import package_version
 
 PINNED_TORCH = "2.13.0"
@@ -152,7 +153,7 @@ def check_ndk(environ: dict[str, str] | None = None) -> Check:
     var = next((v for v in ("ANDROID_NDK", "ANDROID_NDK_HOME", "ANDROID_NDK_ROOT") if env.get(v)), None)
     if var is None:
         return Check("android ndk", "skip", "ANDROID_NDK / ANDROID_NDK_HOME not set",
-                     "only needed to build Android runners: install NDK r26+ and export ANDROID_NDK=/path/to/ndk",
+                     "only needed to build Android runners: install NDK r27+ and export ANDROID_NDK=/path/to/ndk",
                      "android")
     ndk = Path(env[var])
     toolchain = ndk / "build" / "cmake" / "android.toolchain.cmake"
@@ -161,9 +162,10 @@ def check_ndk(environ: dict[str, str] | None = None) -> Check:
                      f"point {var} at the NDK root (the folder with source.properties)", "android")
     revision = ndk_revision(ndk) or "unknown"
     major = _parse_version(revision)
-    if major and major[0] < 26:
-        return Check("android ndk", "warn", f"NDK {revision} at {ndk} (r26 or newer recommended for SME2)",
-                     "install NDK r26+ (sdkmanager 'ndk;27.2.12479018')", "android")
+    if major and major[0] < MIN_NDK_MAJOR:
+        return Check("android ndk", "fail", f"NDK {revision} at {ndk} is older than r{MIN_NDK_MAJOR}, which "
+                     "sme2tui's Android builds need (the toolchain ExecuTorch CI uses for the SME2 kernels)",
+                     "install NDK r27+ (sdkmanager 'ndk;27.2.12479018') and point ANDROID_NDK at it", "android")
     return Check("android ndk", "pass", f"NDK {revision} at {ndk} ({var})", required_for="android")
 
 

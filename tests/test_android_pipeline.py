@@ -28,7 +28,8 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    with double_lab(tmp_path, (SME2_PHONE, SME2_SERIAL), (SME2_PHONE, SECOND_PHONE), (EMULATOR, EMULATOR_SERIAL)) as lab:
+    devices = ((SME2_PHONE, SME2_SERIAL), (SME2_PHONE, SECOND_PHONE), (EMULATOR, EMULATOR_SERIAL))
+    with double_lab(tmp_path, *devices) as lab:
         yield lab
 
 

@@ -302,3 +302,21 @@ def test_startup_imports_neither_torch_nor_executorch() -> None:
     heavy, seconds = out.rsplit(" ", 1)
     assert heavy == "[]"
     assert float(seconds) < 1.0
+
+
+@run_async
+async def test_command_palette_reaches_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Go to History")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == "history"
+        await pilot.press("3")  # number keys jump to a step, whatever its gate says
+        await settle(pilot)
+        assert app.current_mode == "model"
