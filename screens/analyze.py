@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
@@ -78,13 +78,12 @@ class AnalyzeScreen(StepScreen):
         yield Static(Text("no analyzed run yet: finish the Run step, or open one from History (h)",
                           style="dim"), id="headline")
         with TabbedContent(id="tabs"):
-            with TabPane("Latency", id="tab-latency"):
-                with Horizontal(classes="chartrow"):
-                    yield PlotextPlot(id="plot-latency")
+            with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
+                yield PlotextPlot(id="plot-latency")
+                with Vertical(classes="tables"):
                     yield DataTable(id="table-latency", cursor_type="row")
-                with Horizontal(classes="chartrow reference", id="row-reference"):
-                    yield PlotextPlot(id="plot-reflatency")
-                    yield DataTable(id="table-reflatency", cursor_type="row")
+                    # The published figures sit beside the measured ones, in their own labelled table.
+                    yield DataTable(id="table-reflatency", cursor_type="row", classes="reference")
             with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
                 yield PlotextPlot(id="plot-categories")
                 yield DataTable(id="table-categories", cursor_type="row")
@@ -163,9 +162,7 @@ class AnalyzeScreen(StepScreen):
         self._plot("#plot-latency", lambda plt, w: charts.draw_latency(plt, cells, w))
         self._plot("#plot-categories", lambda plt, w: charts.draw_categories(plt, cells, reference, w))
         self._plot("#plot-operators", lambda plt, w: charts.draw_operators(plt, candidate))
-        self.query_one("#row-reference").display = reference is not None
-        if reference is not None:
-            self._plot("#plot-reflatency", lambda plt, w: charts.draw_reference_latency(plt, reference, w))
+        self.query_one("#table-reflatency").display = reference is not None
 
     def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
         table = self.query_one(selector, DataTable)

@@ -102,18 +102,6 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     plt.title("latency ms: median, p10–p90")
 
 
-def draw_reference_latency(plt: Any, reference: dict[str, Any], width: int | None = None) -> None:
-    plt.clear_data()
-    plt.clear_figure()
-    rows = reference.get("latency", [])
-    if not rows:
-        return
-    plt.multiple_bar([str(r["dtype"]) for r in rows], [[r["sme2_off"] for r in rows], [r["sme2_on"] for r in rows]],
-                     labels=["SME2 off", "SME2 on"])
-    _ticks(plt.xticks, [str(r["dtype"]) for r in rows], width)
-    plt.title(f"{PUBLISHED} SqueezeSAM ms — not measured here")
-
-
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
                     width: int | None = None) -> None:
     """Stacked shares of end-to-end time; shares, because the two sides can differ 100× in total."""
