@@ -66,6 +66,7 @@ class AnalyzeScreen(StepScreen):
         Binding("f", "toggle_reference", "Published figures", id="analyze.reference"),
         Binding("t", "next_tab", "Next chart", id="analyze.tab"),
         Binding("v", "next_pair", "Next pair", id="analyze.pair"),
+        *StepScreen.COMMON_BINDINGS,
     ]
 
     def __init__(self) -> None:

@@ -86,10 +86,12 @@ class StepScreen(Screen[None]):
     TITLE: ClassVar[str] = ""
     EMPTY_CHECKS: ClassVar[str] = "no checkpoints yet"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
+    # Each step lists its own keys first and then these, so at 80 columns the footer starts with what
+    # the step is about (Run, Cancel, Export…) rather than with the keys every step shares.
+    COMMON_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "next", "Next", id="step.next"),
+        Binding("a", "accept_warnings", "Accept", id="step.accept"),
         Binding("p", "previous", "Back", id="step.previous"),
-        Binding("a", "accept_warnings", "Accept warnings", id="step.accept"),
         Binding("g", "toggle_guide", "Guide", id="step.guide"),
     ]
 
@@ -130,7 +132,7 @@ class StepScreen(Screen[None]):
                 # Rich's Markdown renders synchronously (Textual's Markdown widget mounts blocks later).
                 yield Static(RichMarkdown(GUIDE[self.STEP]), id="guide-text")
         yield StepLog(id="log")
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_main(self) -> ComposeResult:
         yield from ()

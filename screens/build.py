@@ -48,6 +48,7 @@ class BuildScreen(StepScreen):
         Binding("b", "build_host", "Build runner", id="build.host"),
         Binding("s", "build_pair", "SME2 pair", id="build.pair"),
         Binding("c", "cancel", "Cancel", id="build.cancel"),
+        *StepScreen.COMMON_BINDINGS,
     ]
 
     def __init__(self) -> None:

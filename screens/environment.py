@@ -55,6 +55,7 @@ class EnvironmentScreen(StepScreen):
     EMPTY_CHECKS = "running the doctor…"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "recheck", "Re-check", id="environment.recheck"),
+        *StepScreen.COMMON_BINDINGS,
     ]
 
     def __init__(self) -> None:

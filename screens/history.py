@@ -58,7 +58,7 @@ class HistoryScreen(Screen[None]):
         with Vertical(id="history-body"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="command")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)

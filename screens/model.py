@@ -30,6 +30,7 @@ class ModelScreen(StepScreen):
         Binding("e", "export", "Export + check", id="model.export"),
         Binding("s", "save", "Save config", id="model.save"),
         Binding("c", "cancel", "Cancel", id="model.cancel"),
+        *StepScreen.COMMON_BINDINGS,
     ]
 
     def __init__(self) -> None:

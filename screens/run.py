@@ -32,6 +32,7 @@ class RunScreen(StepScreen):
         Binding("r", "run", "Run", id="run.start"),
         Binding("u", "resume", "Resume", id="run.resume"),
         Binding("c", "cancel", "Cancel", id="run.cancel"),
+        *StepScreen.COMMON_BINDINGS,
     ]
 
     def __init__(self) -> None:
