@@ -155,6 +155,10 @@ def export_program(model: torch.nn.Module, inputs: tuple[Any, ...], dtype: str, 
         for sample in calibration:
             prepared(*sample)
         exported = torch.export.export(convert_pt2e(prepared), inputs)
+    if dtype in ("int8", "int8-dynamic") and delegate == "portable":
+        # Quantize/dequantize ops stay outside any delegate here; their out-variants (what the portable
+        # program calls) are registered by ExecuTorch's quantized-kernels library.
+        import executorch.kernels.quantized  # noqa: F401
     partitioners = [XnnpackPartitioner()] if delegate == "xnnpack" else []
     edge = to_edge_transform_and_lower(exported, partitioner=partitioners, generate_etrecord=True)
     return edge, inputs
@@ -268,10 +272,11 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
         raise
     except Exception as exc:
         log(traceback.format_exc(), "debug")
+        first_line = (str(exc).splitlines() or [""])[0][:300]
         raise ItemFailed(
-            f"ExecuTorch export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-            "the model must be exportable with torch.export (no data-dependent control flow); the full "
-            "traceback is in the run's logs/export.log",
+            f"ExecuTorch export failed: {type(exc).__name__}: {first_line}",
+            "the model must be exportable with torch.export (no data-dependent control flow) and its ops "
+            "supported at this dtype; the full traceback is in the run's logs/export.log",
         ) from None
     pte_bytes = bytes(program.buffer)
     (tmp / "model.pte").write_bytes(pte_bytes)
