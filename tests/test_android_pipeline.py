@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sme2tui.etdump import read_etdump
 from sme2tui.exit_codes import ExitCode
 from tests.adb_double.fixtures import EMULATOR, EMULATOR_SERIAL, SME2_PHONE, SME2_SERIAL, Lab, double_lab
 from tests.conftest import run_cli, tiny_config
@@ -170,3 +171,49 @@ def test_hostile_runner_name_never_executes(runner: Path, lab: Lab, tmp_path: Pa
     phone = fake(lab, SME2_SERIAL)
     assert not list(phone.root.rglob("CANARY*")), "hostile text was executed on the device"
     assert any("CANARY" in c for c in phone.shell_log)  # it did reach the device, as data
+
+
+FAULTS = {
+    "dropped mid-push": (lambda d: d.drop_push_after(50_000), {"connection-lost", "gone"}),
+    "dropped mid-pull": (lambda d: d.drop_pull_after(100), {"connection-lost", "gone"}),
+    "device gone mid-run": (lambda d: d.fail_shell("--num_executions", "vanish", times=1), {"gone", "connection-lost"}),
+    "hung command": (lambda d: d.fail_shell("--num_executions", "hang", times=1), {"timeout"}),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_is_classified_and_resume_completes(fault: str, runner: Path, lab: Lab, tmp_path: Path,
+                                                  session_root: Path) -> None:
+    inject, kinds = FAULTS[fault]
+    phone = fake(lab, SME2_SERIAL)
+    inject(phone)
+    result, out = auto(phone_config(runner, lab, timeout_s=8), tmp_path, session_root)
+    assert result.returncode in (ExitCode.RUN, ExitCode.DEVICE), result.stderr
+    assert "Traceback" not in result.stderr
+    run_dir = Path(out["run_dir"]) if out.get("run_dir") else max((session_root / "runs").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    errors = [c["error"] for c in manifest["cells"].values() if c["status"] == "failed"]
+    assert errors and {e["kind"] for e in errors} <= kinds, errors
+    assert all(e.get("what") and e.get("fix") is not None for e in errors)
+    if fault == "device gone mid-run":
+        phone.replug()  # the cable goes back in
+    resumed = run_cli("--auto", "--json", "--resume", run_dir, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert all(c["status"] == "done" for c in manifest["cells"].values())
+    for cell_id in manifest["cells"]:  # nothing half-pulled was kept as if complete
+        for etdump in (run_dir / "cells" / cell_id).glob("etdump-r*.etdp"):
+            assert read_etdump(etdump).iterations
+
+
+def test_remote_lab_server_is_a_target_like_any_other(runner: Path, lab: Lab, tmp_path: Path,
+                                                      session_root: Path) -> None:
+    with double_lab(tmp_path / "remote", (SME2_PHONE, "LAB-PHONE-7")) as remote:
+        config = phone_config(runner, lab, serial=None,
+                              serials=[SME2_SERIAL, f"LAB-PHONE-7@127.0.0.1:{remote.port}"])
+        config["threads"] = [1, 2]
+        result, out = auto(config, tmp_path, session_root)
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
+        assert {c["device"] for c in manifest["cells"].values()} == {SME2_SERIAL,
+                                                                     f"LAB-PHONE-7@127.0.0.1:{remote.port}"}
