@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adb-server", help="ADB server HOST:PORT (default: $ADB_SERVER_SOCKET or 127.0.0.1:5037)")
     p.add_argument("--json", action="store_true", dest="sub_json")
 
+    p = sub.add_parser("init", help="answer a few questions, get a valid config file (plain terminal)")
+    p.add_argument("--output", "-o", type=Path, help="where to write it (default: asks, suggests sme2tui.json)")
+
     p = sub.add_parser("models", help="list the built-in models")
     p.add_argument("--json", action="store_true", dest="sub_json")
 
@@ -443,7 +446,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    if not sys.stdin.isatty():
+        raise ConfigError("`sme2tui init` asks questions and needs a terminal", where="standard input",
+                          fix="run it in a terminal, or copy configs/templates/host.json and edit it")
+    from screens.init_wizard import run_init
+
+    return int(run_init(args.output))
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError("the wizard needs a terminal", where="sme2tui (no command)",
+                          fix="run it in a terminal, or use the headless pipeline: sme2tui --auto [--config F] "
+                          "[--json]")
     try:
         from screens.app import run_app
     except ImportError as exc:
@@ -453,7 +469,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "doctor": cmd_doctor, "devices": cmd_devices, "config": cmd_config, "models": cmd_models, "export": cmd_export,
+    "doctor": cmd_doctor, "devices": cmd_devices, "init": cmd_init, "config": cmd_config, "models": cmd_models, "export": cmd_export,
     "run": cmd_run,
     "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report, "build": cmd_build,
     "setup": cmd_setup,
