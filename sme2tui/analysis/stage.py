@@ -128,6 +128,12 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                              f"categories + OVERHEAD = {parts:.4f} ms vs median {analysis.latency.median:.4f} ms",
                              "" if error < 0.01 else "report this run folder: the breakdown is inconsistent",
                              subject=cell.id)
+        if analysis.sub_resolution_ops:
+            yield Checkpoint("analyze", "operator time resolution", "warn",
+                             f"{analysis.sub_resolution_ops} delegated operators read under 1 µs: XNNPACK's own "
+                             "counters tick in whole microseconds, so their times (and speedups) are rounding",
+                             "compare categories or whole delegates for these, or use a bigger input/model",
+                             subject=cell.id)
         if analysis.unknown_names:
             yield Checkpoint("analyze", "operator names known", "warn",
                              f"{len(analysis.unknown_names)} names matched no category rule and were counted as "

@@ -103,6 +103,9 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
                           _ms(o["median_ms"]), f"{o['share']:.1%}"] for o in c["operators"][:10]])
         if c["unknown_names"]:
             lines += ["", f"Unknown operator names counted as OTHER: {', '.join(c['unknown_names'])}"]
+        if c.get("sub_resolution_ops"):
+            lines += ["", f"{c['sub_resolution_ops']} delegated operators read under 1 µs here: XNNPACK's counters "
+                      "tick in whole microseconds, so those rows are rounding, not measurements."]
     exports = manifest.get("exports", {})
     if exports:
         lines += ["", "## Exported programs and numerical checks", ""]
