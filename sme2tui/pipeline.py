@@ -72,9 +72,25 @@ class Pipeline:
         finally:
             log.close()
 
+    def _doctor(self) -> Generator[Event, None, list[Checkpoint]]:
+        """The environment check, first. A failed check that every run needs stops here, before any work."""
+        from sme2tui.doctor import run_doctor
+
+        checks: list[Checkpoint] = []
+        for event in run_doctor(self.output_root):
+            if isinstance(event, Checkpoint):
+                checks.append(event)
+            yield event
+        blocking = [c for c in checks if c.status == "fail" and c.name in ("python", "torch", "executorch", "disk")]
+        if blocking:
+            first = blocking[0]
+            raise EnvironmentProblem(first.detail, where=f"doctor: {first.name}", fix=first.fix)
+        return checks
+
     def events(self) -> Generator[Event, None, None]:
         _require_runtime()
         preflight(self.config)
+        doctor_checks = yield from self._doctor()
         if self.folder is None:
             self.folder = RunFolder.create(self.config, output_root=self.output_root, config_source=self.config_source)
             yield LogLine("run", f"run folder: {self.folder.root}", "info", "sme2tui")
@@ -85,6 +101,10 @@ class Pipeline:
             yield LogLine("run", f"resuming {self.folder.root}: {done} cells already done", "info", "sme2tui")
         self.result.run_dir = self.folder.root
         folder = self.folder
+        # The environment as found (kept apart from the run's warnings: an absent ADB server is not news
+        # for a host run).
+        folder.update(environment=[{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                                   for c in doctor_checks])
         try:
             yield from self._record(self._steps(folder))
             folder.finish(self.result.status)  # after the event log is closed, so its hash is final
