@@ -3,16 +3,16 @@ operators), and on request the published SME2 SqueezeSAM figures beside them (la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
-from textual_plotext import PlotextPlot
 
 from screens import charts
 from screens.base import StepScreen
+from screens.widgets.chart import Chart, Draw
 from sme2tui.events import Checkpoint
 
 if TYPE_CHECKING:
@@ -80,16 +80,16 @@ class AnalyzeScreen(StepScreen):
                           style="dim"), id="headline")
         with TabbedContent(id="tabs"):
             with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
-                yield PlotextPlot(id="plot-latency")
+                yield Chart(id="plot-latency")
                 with Vertical(classes="tables"):
                     yield DataTable(id="table-latency", cursor_type="row")
                     # The published figures sit beside the measured ones, in their own labelled table.
                     yield DataTable(id="table-reflatency", cursor_type="row", classes="reference")
             with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
-                yield PlotextPlot(id="plot-categories")
+                yield Chart(id="plot-categories")
                 yield DataTable(id="table-categories", cursor_type="row")
             with TabPane("Top operators", id="tab-operators"), Horizontal(classes="chartrow"):
-                yield PlotextPlot(id="plot-operators")
+                yield Chart(id="plot-operators")
                 yield DataTable(id="table-operators", cursor_type="row")
 
     def on_mount(self) -> None:
@@ -175,11 +175,8 @@ class AnalyzeScreen(StepScreen):
         for row in rows:
             table.add_row(*row)
 
-    def _plot(self, selector: str, draw: Any) -> None:
-        plot = self.query_one(selector, PlotextPlot)
-        # Plots in hidden tabs have no size yet: label for the width they will get beside their table.
-        draw(plot.plt, plot.size.width or self.size.width // 2)
-        plot.refresh()
+    def _plot(self, selector: str, draw: Draw) -> None:
+        self.query_one(selector, Chart).show(draw)
 
     def action_toggle_reference(self) -> None:
         self.show_reference = not self.show_reference

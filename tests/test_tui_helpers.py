@@ -108,6 +108,9 @@ async def settle(pilot: Pilot[Any]) -> None:
         await pilot.pause(0.05)
         if not getattr(app.screen, "_queue", None) and not getattr(app.screen, "busy", False):
             break
+    # Widgets such as DataTable size their columns on a later refresh: let those land too.
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.1)
     await pilot.pause()
 
 
