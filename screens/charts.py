@@ -66,13 +66,19 @@ def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str,
             for o in ops]
 
 
+ABBREVIATIONS = {"Convolution": "Conv", "Fully Connected": "FC", "Batch Matrix Multiply": "BMM"}
+
+
 def short_op(name: str, width: int = 20) -> str:
-    """ "Fully Connected (NC, F32) GEMM #3" → "Fully Connected #3": the kind and which one, for axis labels."""
-    if name.startswith("native_call_"):  # a non-delegated portable op: "native_call_convolution.out"
+    """An axis label that still tells operators apart: "Convolution (NHWC, F32) DWConv #1" → "Conv DWConv #1",
+    "native_call_convolution.out" → "convolution"."""
+    if name.startswith("native_call_"):  # a non-delegated portable op
         name = name.removeprefix("native_call_").removesuffix(".out")
-    head = name.split(" (")[0]
-    tail = name.rsplit(" ", 1)[-1] if "#" in name else ""
-    label = f"{head} {tail}".strip()
+    head, _, rest = name.partition(" (")
+    kernel = rest.partition(") ")[2]  # "IGEMM #1", "GEMM #4" or "#2" (what follows the layout/type)
+    if not kernel and "#" in rest:
+        kernel = "#" + rest.rpartition("#")[2]
+    label = " ".join(x for x in (ABBREVIATIONS.get(head, head), kernel) if x)
     return label if len(label) <= width else label[: width - 1] + "…"
 
 

@@ -149,7 +149,10 @@ def test_operator_rows_are_the_slowest_first() -> None:
 
 
 def test_short_operator_labels_keep_kind_and_index() -> None:
-    assert charts.short_op("Fully Connected (NC, F32) GEMM #3") == "Fully Connected #3"
+    assert charts.short_op("Fully Connected (NC, F32) GEMM #3") == "FC GEMM #3"
+    assert charts.short_op("Convolution (NHWC, F32) IGEMM #1") == "Conv IGEMM #1"
+    assert charts.short_op("Convolution (NHWC, F32) DWConv #1") == "Conv DWConv #1"
+    assert charts.short_op("Transpose (ND, X32) #2") == "Transpose #2"
     assert charts.short_op("native_call_convolution.out") == "convolution"
     assert charts.short_op("native_call__native_batch_norm_legit_no_training.out") == "_native_batch_norm_…"
 
