@@ -44,7 +44,8 @@ def main() -> int:
     for argv in COMMANDS:
         times, heavy = measure(argv, args.repeat)
         worst = max(worst, statistics.median(times))
-        print(f"{'sme2tui ' + ' '.join(argv):<24} {statistics.median(times):>9.3f} {min(times):>7.3f}  {heavy or 'none'}")
+        label = "sme2tui " + " ".join(argv)
+        print(f"{label:<24} {statistics.median(times):>9.3f} {min(times):>7.3f}  {heavy or 'none'}")
     print(f"slowest median {worst:.3f} s (budget: 2 s for doctor)")
     return 0
 

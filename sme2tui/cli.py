@@ -469,7 +469,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "doctor": cmd_doctor, "devices": cmd_devices, "init": cmd_init, "config": cmd_config, "models": cmd_models, "export": cmd_export,
+    "doctor": cmd_doctor, "devices": cmd_devices, "init": cmd_init, "config": cmd_config, "models": cmd_models,
+    "export": cmd_export,
     "run": cmd_run,
     "analyze": cmd_analyze, "compare": cmd_compare, "report": cmd_report, "build": cmd_build,
     "setup": cmd_setup,
