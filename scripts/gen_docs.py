@@ -323,11 +323,23 @@ _FONT = "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
 
 def _boxes_svg(name: str, title: str, desc: str, boxes: Sequence[tuple[str, str]], note: str,
                vertical: bool) -> str:
-    """A row (or column) of labelled boxes joined by arrows: title and desc for screen readers, no randomness."""
-    box_w, box_h, gap = (300, 46, 22) if vertical else (168, 74, 30)
+    """A row (or column) of labelled boxes joined by arrows: title and desc for screen readers, no randomness.
+
+    No font metrics here either (see sme2tui.report.charts): widths assume ~0.62 em per character, generously.
+    """
+    def em(text: str, size: float) -> float:
+        return len(text) * size * 0.62
+
+    subs = [sub.split(", ", 1) if not vertical else [sub] for _, sub in boxes]
+    if vertical:
+        box_w, box_h, gap = 220.0, 46.0, 22.0
+    else:
+        box_w = max(max(em(label, 14) for label, _ in boxes), max(em(p, 11) for ps in subs for p in ps)) + 24
+        box_h, gap = 80.0, 30.0
     n = len(boxes)
-    width = 40 + (box_w if vertical else n * box_w + (n - 1) * gap) + (260 if vertical else 0)
-    height = 70 + (n * box_h + (n - 1) * gap if vertical else box_h) + 50
+    content_w = box_w + 14 + max(em(sub, 12) for _, sub in boxes) if vertical else n * box_w + (n - 1) * gap
+    width = round(40 + max(content_w, em(title, 16), em(note, 12)))
+    height = round(70 + (n * box_h + (n - 1) * gap if vertical else box_h) + 50)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-labelledby="{name}-title {name}-desc">',
            f'<title id="{name}-title">{escape(title)}</title>',
@@ -337,29 +349,30 @@ def _boxes_svg(name: str, title: str, desc: str, boxes: Sequence[tuple[str, str]
            f'{escape(title)}</text>',
            '<defs><marker id="arrow" markerWidth="10" markerHeight="10" refX="9" refY="5" orient="auto">'
            '<path d="M0,0 L10,5 L0,10 z" fill="#555555"/></marker></defs>']
-    for i, (label, sub) in enumerate(boxes):
+    for i, ((label, sub), parts) in enumerate(zip(boxes, subs, strict=True)):
         x = 20 + (0 if vertical else i * (box_w + gap))
         y = 50 + (i * (box_h + gap) if vertical else 0)
         colour = charts.EXTRA_VARIANT_COLOURS[i % len(charts.EXTRA_VARIANT_COLOURS)] if vertical else "#0072B2"
-        out.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="8" fill="#F4F8FB" '
+        out.append(f'<rect x="{x:g}" y="{y:g}" width="{box_w:g}" height="{box_h:g}" rx="8" fill="#F4F8FB" '
                    f'stroke="{colour}" stroke-width="2"/>')
         if vertical:
-            out.append(f'<text x="{x + 14}" y="{y + 28}" font-family="{_FONT}" font-size="14" font-weight="bold" '
-                       f'fill="#1A1A1A">{escape(label)}</text>')
-            out.append(f'<text x="{x + box_w + 14}" y="{y + 28}" font-family="{_FONT}" font-size="12" '
+            out.append(f'<text x="{x + 14:g}" y="{y + 28:g}" font-family="{_FONT}" font-size="14" '
+                       f'font-weight="bold" fill="#1A1A1A">{escape(label)}</text>')
+            out.append(f'<text x="{x + box_w + 14:g}" y="{y + 28:g}" font-family="{_FONT}" font-size="12" '
                        f'fill="#555555">{escape(sub)}</text>')
         else:
-            out.append(f'<text x="{x + box_w / 2}" y="{y + 30}" text-anchor="middle" font-family="{_FONT}" '
+            out.append(f'<text x="{x + box_w / 2:g}" y="{y + 28:g}" text-anchor="middle" font-family="{_FONT}" '
                        f'font-size="14" font-weight="bold" fill="#1A1A1A">{escape(label)}</text>')
-            out.append(f'<text x="{x + box_w / 2}" y="{y + 52}" text-anchor="middle" font-family="{_FONT}" '
-                       f'font-size="11" fill="#555555">{escape(sub)}</text>')
+            for j, part in enumerate(parts):
+                out.append(f'<text x="{x + box_w / 2:g}" y="{y + 50 + 15 * j:g}" text-anchor="middle" '
+                           f'font-family="{_FONT}" font-size="11" fill="#555555">{escape(part)}</text>')
         if i + 1 < n:
             if vertical:
-                out.append(f'<line x1="{x + 40}" y1="{y + box_h}" x2="{x + 40}" y2="{y + box_h + gap - 2}" '
+                out.append(f'<line x1="{x + 40:g}" y1="{y + box_h:g}" x2="{x + 40:g}" y2="{y + box_h + gap - 2:g}" '
                            'stroke="#555555" stroke-width="2" marker-end="url(#arrow)"/>')
             else:
-                out.append(f'<line x1="{x + box_w}" y1="{y + box_h / 2}" x2="{x + box_w + gap - 2}" '
-                           f'y2="{y + box_h / 2}" stroke="#555555" stroke-width="2" marker-end="url(#arrow)"/>')
+                out.append(f'<line x1="{x + box_w:g}" y1="{y + box_h / 2:g}" x2="{x + box_w + gap - 2:g}" '
+                           f'y2="{y + box_h / 2:g}" stroke="#555555" stroke-width="2" marker-end="url(#arrow)"/>')
     out.append(f'<text x="20" y="{height - 18}" font-family="{_FONT}" font-size="12" fill="#555555">'
                f'{escape(note)}</text>')
     out.append("</svg>")
@@ -392,43 +405,76 @@ STACK_ALT = ("Software stack, top to bottom: PyTorch (your model, torch.export) 
              "and the runner was built with them.")
 
 
+def _anchor(svg: str, pattern: str) -> tuple[float, float]:
+    """(x, y) of the first element matching `pattern` (a regex with named groups x and y) in the chart's SVG."""
+    match = re.search(pattern, svg)
+    if match is None:
+        raise RuntimeError(f"the category chart changed: nothing matches {pattern!r}; update annotated_results()")
+    return float(match.group("x")), float(match.group("y"))
+
+
+def _callout(number: int, x: float, y: float) -> str:
+    return (f'<circle cx="{x:g}" cy="{y:g}" r="8" fill="#D55E00"/>'
+            f'<text x="{x:g}" y="{y + 4:g}" text-anchor="middle" font-family="{_FONT}" font-size="11" '
+            f'font-weight="bold" fill="#FFFFFF">{number}</text>')
+
+
 def annotated_results() -> tuple[str, str]:
-    """The reference run's category chart with numbered callouts that say how to read it."""
+    """The reference run's category chart with numbered callouts on it and a key below that says how to read it.
+
+    The callouts are placed at elements found in the chart's own SVG, so a changed chart fails loudly here
+    instead of getting markers in the wrong places.
+    """
     summary = _reference("analysis/summary.json")
     chart = charts.category_chart(summary)
     if chart is None:
         raise RuntimeError(f"{REFERENCE} has no category breakdown")
     pair = summary["pairs"][0]
+    baseline, candidate = pair["baseline"], pair["candidate"]
     notes = [
-        f"1  One bar per variant: {pair['baseline']} (baseline) and {pair['candidate']} (candidate), "
-        f"median over {summary['cells'][pair['baseline_cell']]['latency']['n']} measured iterations.",
-        "2  Left panel: milliseconds on one axis per model and dtype, so lengths compare directly.",
-        "3  Right panel: each variant's own mix (shares add up to 100%).",
-        "4  OVERHEAD (grey) = median end-to-end minus the category medians: the parts add up exactly.",
-        f"5  Here: {pair['bottleneck_note']}.",
+        f"One bar per variant: {baseline} (baseline) and {candidate} (candidate), median over "
+        f"{summary['cells'][pair['baseline_cell']]['latency']['n']} measured iterations.",
+        "Left panel: milliseconds on one axis per model and dtype, so lengths compare directly.",
+        "Right panel: each variant's own mix; the shares add up to 100%.",
+        "OVERHEAD (grey) = median end-to-end minus the category medians, so the parts add up exactly.",
+        f"The verdict: {pair['bottleneck_note']}.",
     ]
     inner = chart.svg
-    match = re.search(r'width="([\d.]+)" height="([\d.]+)"', inner)
-    if match is None:
+    size = re.search(r'width="([\d.]+)" height="([\d.]+)"', inner)
+    if size is None:
         raise RuntimeError("the category chart has no width/height")
-    width, height = float(match.group(1)), float(match.group(2))
+    # The chart moves right by SHIFT so the left callouts sit in a margin of their own.
+    shift = 14.0
+    width, height = float(size.group(1)) + 24 + shift, float(size.group(2))
+    _, label_y = _anchor(inner, rf'<text x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>{re.escape(baseline)}</text>')
+    ms_x, ms_y = _anchor(inner, r'<text x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>time \(ms\)</text>')
+    share_x, share_y = _anchor(inner, r'<text x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>share of each')
+    over = list(re.finditer(r'<rect x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)" width="(?P<w>[\d.]+)" '
+                            rf'height="[\d.]+" fill="{charts.CATEGORY_COLOURS["OVERHEAD"]}"[^>]*><title>'
+                            rf'{re.escape(candidate)} OVERHEAD', inner))
+    if not over:
+        raise RuntimeError("the category chart has no OVERHEAD slice for the candidate")
+    over_x = float(over[-1].group("x")) + float(over[-1].group("w")) + 12
+    over_y = float(over[-1].group("y")) + 9
+    _, verdict_y = _anchor(inner, r'<text x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>[^<]*faster than')
+    spots = [(11.0, label_y - 4), (shift + ms_x + 66, ms_y - 4), (shift + share_x + 200, share_y - 4),
+             (shift + over_x, over_y), (11.0, verdict_y - 4)]
     body = inner[inner.index(">", inner.index("<svg")) + 1:inner.rindex("</svg>")]
     total_h = height + 24 + 20 * len(notes)
     title = "How to read the results charts (annotated, from runs/reference)"
-    alt = (f"{title}. {chart.alt_text} Callouts: " + " ".join(n[3:] for n in notes))
+    alt = f"{title}. {chart.alt_text} Callouts: " + " ".join(f"{i}. {n}" for i, n in enumerate(notes, 1))
     lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:g}" height="{total_h:g}" '
              f'viewBox="0 0 {width:g} {total_h:g}" role="img" aria-labelledby="annotated-title annotated-desc">',
              f'<title id="annotated-title">{escape(title)}</title>',
              f'<desc id="annotated-desc">{escape(alt)}</desc>',
              f'<rect width="{width:g}" height="{total_h:g}" fill="#FFFFFF"/>',
-             f'<g>{body}</g>']
-    for i, note in enumerate(notes):
-        y = height + 20 + 20 * i
-        lines.append(f'<circle cx="30" cy="{y - 4:g}" r="8" fill="#D55E00"/>')
-        lines.append(f'<text x="30" y="{y:g}" text-anchor="middle" font-family="{_FONT}" font-size="11" '
-                     f'font-weight="bold" fill="#FFFFFF">{note[0]}</text>')
+             f'<g transform="translate({shift:g} 0)">{body}</g>']
+    lines += [_callout(i, x, y) for i, (x, y) in enumerate(spots, 1)]
+    for i, note in enumerate(notes, 1):
+        y = height + 20 + 20 * (i - 1)
+        lines.append(_callout(i, 30, y - 4))
         lines.append(f'<text x="46" y="{y:g}" font-family="{_FONT}" font-size="12" fill="#1A1A1A">'
-                     f'{escape(note[3:])}</text>')
+                     f'{escape(note)}</text>')
     lines.append("</svg>")
     return "\n".join(lines) + "\n", alt
 
