@@ -82,10 +82,6 @@ class PipelineHandle(Protocol):
     def record_accepted(self, texts: Sequence[str]) -> None: ...
 
 
-def _merge_accepted(manifest: dict[str, Any], texts: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys([*manifest.get("accepted_warnings", []), *texts]))
-
-
 @dataclass
 class _RealPipeline:
     pipeline: Any  # sme2tui.pipeline.Pipeline; imported lazily
@@ -107,7 +103,7 @@ class _RealPipeline:
         """Through the pipeline's own RunFolder: its in-memory manifest is the one that gets saved."""
         folder = self.pipeline.folder
         if folder is not None:
-            folder.update(accepted_warnings=_merge_accepted(folder.manifest, texts))
+            folder.accept_warnings(list(texts))
 
 
 def runners_dir(config_data: dict[str, Any]) -> Path:
@@ -210,9 +206,9 @@ class CoreServices:
     def export(self, config: Any, output_root: Path, config_dir: Path | None,
                cancel: threading.Event) -> Iterator[Event]:
         from sme2tui.export.stage import run_exports
-        from sme2tui.pipeline import _require_runtime
+        from sme2tui.pipeline import require_runtime
 
-        _require_runtime()
+        require_runtime()
         log_dir = output_root / ".cache" / "tui"
         log_dir.mkdir(parents=True, exist_ok=True)
         return run_exports(config, cache_root=output_root / ".cache" / "exports", config_dir=config_dir,
@@ -232,7 +228,7 @@ class CoreServices:
         from sme2tui.run.folder import RunFolder
 
         folder, _config = RunFolder.open(run_dir)
-        folder.update(accepted_warnings=_merge_accepted(folder.manifest, accepted))
+        folder.accept_warnings(list(accepted))
 
     def list_runs(self, output_root: Path) -> list[RunEntry]:
         entries = []

@@ -291,10 +291,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from sme2tui.export.stage import run_exports
-    from sme2tui.pipeline import _require_runtime
+    from sme2tui.pipeline import require_runtime
 
     config, _source, config_dir = _load(args.sub_config)
-    _require_runtime()
+    require_runtime()
     root = args.sub_output_root or Path(config.output_root)
     printer = EventPrinter()
     results: dict[Any, Any] = {}
@@ -465,7 +465,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"the wizard is not available ({exc})", where="sme2tui",
                           fix="use `sme2tui --auto`, or reinstall sme2tui with its dependencies") from None
-    return int(run_app(config_path=args.config))
+    return int(run_app(config_path=args.config, output_root=args.output_root))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -35,7 +35,8 @@ class PipelineResult:
     status: str = "running"
 
 
-def _require_runtime() -> None:
+def require_runtime() -> None:
+    """torch and executorch must be installed (checked from their files, without importing them)."""
     for name, pin in (("torch", "2.13.0"), ("executorch", "1.5.1")):
         check = check_package(name, pin)
         if check.status == "fail":
@@ -88,7 +89,7 @@ class Pipeline:
         return checks
 
     def events(self) -> Generator[Event, None, None]:
-        _require_runtime()
+        require_runtime()
         preflight(self.config)
         doctor_checks = yield from self._doctor()
         if self.folder is None:

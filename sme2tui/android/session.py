@@ -9,7 +9,6 @@ sha256 matches; a pull writes a hidden temp file next to the destination and ren
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
 import re
@@ -34,6 +33,7 @@ from sme2tui.android.facts import (
     parse_cpufreq,
     parse_thermal_status,
 )
+from sme2tui.fileio import sha256_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -288,7 +288,7 @@ class DeviceSession:
         """Push unless the device already has identical bytes (by sha256); returns bytes pushed (0 = skip).
         The mode is applied either way, so a skipped binary is still executable."""
         _require_absolute(remote)
-        digest = _sha256_file(local)
+        digest = sha256_file(local)
         chmod_then_hash = shell.join(["chmod", format(mode & 0o7777, "o"), remote])
         check = self.run_line(
             f"{chmod_then_hash} 2>/dev/null; {shell.join(['sha256sum', remote])} 2>/dev/null",
@@ -302,7 +302,7 @@ class DeviceSession:
     def push(self, local: Path, remote: str, *, mode: int = 0o644, digest: str | None = None) -> int:
         """Push to `<remote>.partial`, then rename over `remote` once the device's sha256 matches."""
         _require_absolute(remote)
-        digest = digest or _sha256_file(local)
+        digest = digest or sha256_file(local)
         partial = remote + ".partial"
         with local.open("rb") as source:
             try:
@@ -431,10 +431,3 @@ def _digest_in(sha256sum_output: str) -> str | None:
     digest = words[0].removeprefix("\\").lower() if words else ""
     return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -5,7 +5,6 @@ Torch-free: the worker subprocess does the heavy lifting; this side only plans a
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from sme2tui.config import ModelSpec, RunConfig
 from sme2tui.errors import ExportError
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, StepFinished, StepStarted
 from sme2tui.export.results import ExportRecord, NumericsCheck
+from sme2tui.fileio import sha256_file
 from sme2tui.models.registry import builtin_model
 from sme2tui.workers.launcher import WorkerFailed, run_worker
 
@@ -60,14 +60,6 @@ def needed_exports(config: RunConfig) -> list[tuple[ExportKey, ModelSpec]]:
     return wanted
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_exports(
     config: RunConfig,
     *,
@@ -85,7 +77,7 @@ def run_exports(
         if spec.pte:
             pte = Path(spec.pte)
             results[key] = ExportedProgram(key, None, pte, Path(spec.etrecord) if spec.etrecord else None,
-                                           _sha256(pte), None)
+                                           sha256_file(pte), None)
             yield Checkpoint("export", "ready .pte", "pass", f"using {pte.name} as given (no export)",
                              subject=key.subject)
             continue

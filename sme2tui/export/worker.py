@@ -29,6 +29,7 @@ from sme2tui.export.results import (
     NumericsCheck,
     TensorFile,
 )
+from sme2tui.fileio import sha256_file
 from sme2tui.workers.protocol import emit, open_channel
 
 os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -233,14 +234,6 @@ def check_numerics(pte: bytes, model: torch.nn.Module, dtype: str, samples: list
     return NumericsCheck(status="pass" if ok else "fail", cosine_min=worst_cos, max_abs_error=worst_err,
                          reference_max_abs=ref_max, threshold=threshold, samples=len(samples), detail=detail,
                          fix=fix)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path) -> Path:

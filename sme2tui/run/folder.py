@@ -135,6 +135,13 @@ class RunFolder:
             if text not in self.manifest["warnings"]:
                 self.manifest["warnings"].append(text)
 
+    def accept_warnings(self, texts: list[str]) -> None:
+        """Warnings a person accepted explicitly (the wizard's "accept"), kept in the manifest."""
+        with self._lock:
+            accepted = self.manifest.setdefault("accepted_warnings", [])
+            accepted.extend(t for t in texts if t not in accepted)
+        self.save()
+
     def cell_dir(self, cell: Cell | str) -> Path:
         return self.root / "cells" / (cell if isinstance(cell, str) else cell.id)
 

@@ -14,16 +14,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sme2tui.fileio import sha256_file
+
 MANIFEST_NAME = "runner_manifest.json"
 SCHEMA = "sme2tui.runner_manifest/1"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_of = sha256_file  # one implementation for the whole tool (sme2tui.fileio)
 
 
 def sha256_of_tree(root: Path) -> str:
