@@ -188,6 +188,13 @@ def ndk_missing() -> str:
     raise RuntimeError("find_ndk() found an NDK with every NDK variable unset")
 
 
+def numerics_thresholds() -> str:
+    from sme2tui.export.results import COSINE_THRESHOLDS
+
+    return "dtype          minimum cosine vs fp32 eager\n" + "\n".join(
+        f"{dtype:<14} {threshold}" for dtype, threshold in COSINE_THRESHOLDS.items())
+
+
 def exit_codes() -> str:
     epilog = build_parser().epilog or ""
     return epilog.strip("\n")
@@ -245,6 +252,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "build-android-no-source": build_android_no_source,
     "ndk-missing": ndk_missing,
     "exit-codes": exit_codes,
+    "numerics-thresholds": numerics_thresholds,
 }
 
 
