@@ -246,11 +246,14 @@ def all_checks(output_root: Path = Path("runs")) -> list[Callable[[], Check]]:
     ]
 
 
-def run_doctor(output_root: Path = Path("runs")) -> Iterator[Event]:
+def run_doctor(output_root: Path = Path("runs"), *, target: str | None = None) -> Iterator[Event]:
+    """Every check, or with `target="host"` only those a host run depends on (no adb/NDK noise)."""
     yield StepStarted("doctor", "Environment check")
     results: list[Check] = []
     for check in all_checks(output_root):
         result = check()
+        if target == "host" and result.required_for == "android":
+            continue
         results.append(result)
         yield Checkpoint("doctor", result.name, result.status, result.detail, result.fix)
     failed = [r for r in results if r.status == "fail" and r.required_for == "all"]

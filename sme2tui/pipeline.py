@@ -78,7 +78,7 @@ class Pipeline:
         from sme2tui.doctor import run_doctor
 
         checks: list[Checkpoint] = []
-        for event in run_doctor(self.output_root):
+        for event in run_doctor(self.output_root, target=self.config.target.kind):
             if isinstance(event, Checkpoint):
                 checks.append(event)
             yield event
