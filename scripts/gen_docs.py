@@ -467,7 +467,10 @@ def annotated_results() -> tuple[str, str]:
     _, verdict_y = _anchor(inner, r'<text x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>[^<]*faster than')
     spots = [(11.0, label_y - 4), (shift + ms_x + 66, ms_y - 4), (shift + share_x + 200, share_y - 4),
              (shift + over_x, over_y), (11.0, verdict_y - 4)]
-    body = inner[inner.index(">", inner.index("<svg")) + 1:inner.rindex("</svg>")]
+    root_tag = inner[inner.index("<svg"):inner.index(">", inner.index("<svg")) + 1]
+    body = inner[len(root_tag) + inner.index("<svg"):inner.rindex("</svg>")]
+    # The chart sets its font and text colour on its root element; keep them for its children.
+    inherited = "".join(f" {m.group(0)}" for m in re.finditer(r'(?:font-family|fill)="[^"]*"', root_tag))
     total_h = height + 24 + 20 * len(notes)
     title = "How to read the results charts (annotated, from runs/reference)"
     alt = f"{title}. {chart.alt_text} Callouts: " + " ".join(f"{i}. {n}" for i, n in enumerate(notes, 1))
@@ -476,7 +479,7 @@ def annotated_results() -> tuple[str, str]:
              f'<title id="annotated-title">{escape(title)}</title>',
              f'<desc id="annotated-desc">{escape(alt)}</desc>',
              f'<rect width="{width:g}" height="{total_h:g}" fill="#FFFFFF"/>',
-             f'<g transform="translate({shift:g} 0)">{body}</g>']
+             f'<g transform="translate({shift:g} 0)"{inherited}>{body}</g>']
     lines += [_callout(i, x, y) for i, (x, y) in enumerate(spots, 1)]
     for i, note in enumerate(notes, 1):
         y = height + 20 + 20 * (i - 1)
