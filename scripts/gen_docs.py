@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate every output sample and diagram in the documentation from the current code, or check them.
 
-    python scripts/gen_docs.py            # rewrite docs/**, skills/**, AGENTS.md samples and docs/img/*.svg
+    python scripts/gen_docs.py            # rewrite the samples in README, AGENTS.md, docs/, skills/ and docs/img/
     python scripts/gen_docs.py --check    # exit 1 and list what is stale (what tests/test_docs_samples.py runs)
     python scripts/gen_docs.py --capture  # also re-capture the machine-dependent samples on this machine
 
@@ -19,6 +19,7 @@ teaches the wrong thing. So the pages carry two kinds of marked blocks:
                                                         the names the code emits.
 
 The diagrams (docs/img/*.svg) are drawn here from code and data for the same reason.
+Needs the full checkout: the `devices` samples come from the ADB test double in tests/adb_double/.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from sme2tui.report import charts  # noqa: E402
 from sme2tui.report.console import human_summary  # noqa: E402
 
 REFERENCE = Path("runs/reference")
-DOC_FILES = ("docs/**/*.md", "skills/*.md", "AGENTS.md")
+# README.md too: its hand-written samples can be switched to markers at any time.
+DOC_FILES = ("README.md", "AGENTS.md", "docs/**/*.md", "skills/*.md")
 IMG_DIR = ROOT / "docs" / "img"
 BROKEN_CONFIG = "docs/examples/broken-config.json"
 ETDUMP = REFERENCE / "cells" / "mobilenet_quick__fp32__xnnpack__t1" / "etdump-r0.etdp"
