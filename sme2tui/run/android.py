@@ -139,6 +139,8 @@ def run_android(
     assert isinstance(config.target, AndroidTarget)
     target = config.target
     binaries = {c.id: android_runner(config, c.variant) for c in cells}
+    for binary in set(binaries.values()):
+        folder.record_runner(binary)
     slots = open_devices(target)
     devices = {s.label: s.facts.to_dict() for s in slots}
     folder.update(devices=devices, device=devices[slots[0].label])

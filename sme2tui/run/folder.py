@@ -135,6 +135,18 @@ class RunFolder:
             if text not in self.manifest["warnings"]:
                 self.manifest["warnings"].append(text)
 
+    def record_runner(self, binary: Path) -> None:
+        """Put a runner's build manifest (flags, ExecuTorch commit, sha256, architecture) into the run's."""
+        from sme2tui.runners.manifest import read_manifest
+
+        key = str(binary)
+        if key in self.manifest["runners"]:
+            return
+        with self._lock:
+            self.manifest["runners"][key] = read_manifest(binary) or {"binary": key, "sha256": sha256_file(binary),
+                                                                       "note": "no build manifest beside it"}
+        self.save()
+
     def accept_warnings(self, texts: list[str]) -> None:
         """Warnings a person accepted explicitly (the wizard's "accept"), kept in the manifest."""
         with self._lock:

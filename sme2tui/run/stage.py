@@ -151,7 +151,8 @@ def run_cells(
             ptes = {c.id: placed[program_key(config, c)] for c in native_cells}
             inputs = {c.id: _input_files(exports, config, c) for c in native_cells}
             for c in native_cells:
-                _record_runner(folder, binaries[c.id])
+                if (binary := binaries[c.id]) is not None:
+                    folder.record_runner(binary)
             failures += yield from run_native_group(
                 config, folder, native_cells, {c.id: b for c in native_cells if (b := binaries[c.id]) is not None},
                 ptes, inputs, cancel=cancel)
@@ -164,16 +165,6 @@ def _input_files(exports: dict[str, Any], config: RunConfig, cell: Cell) -> list
     key = program_key(config, cell)
     entry = exports[f"{key.model}__{key.dtype}__{key.delegate}"]
     return [i["file"] for i in entry["inputs"]] if entry.get("inputs") else None
-
-
-def _record_runner(folder: RunFolder, binary: Path | None) -> None:
-    """Put the runner's build manifest (flags, commit, sha256, architecture) into the run manifest."""
-    from sme2tui.runners.manifest import read_manifest
-
-    if binary is None or str(binary) in folder.manifest["runners"]:
-        return
-    folder.manifest["runners"][str(binary)] = read_manifest(binary) or {"binary": str(binary)}
-    folder.save()
 
 
 def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], placed: dict[ExportKey, Path],
