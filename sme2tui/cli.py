@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", dest="sub_json")
 
     for name, text in (("export", "export the config's models (cached by content hash)"),
-                       ("run", "export if needed, then run every cell into a new run folder")):
+                       ("run", "export if needed, run every cell, analyze and report (the same as --auto)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", type=Path, dest="sub_config", help="run config JSON (default: quickstart)")
         p.add_argument("--output-root", type=Path, dest="sub_output_root")
@@ -322,7 +322,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Export + run, without analysis (analysis: `sme2tui analyze RUN_DIR`)."""
+    """The pipeline as a subcommand (same as `--auto`), for scripts that name every step."""
     args.auto = True
     args.config, args.resume, args.output_root = args.sub_config, args.sub_resume, args.sub_output_root
     args.json = args.sub_json
@@ -477,6 +477,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _wants_json(argv: Sequence[str] | None) -> bool:
+    return "--json" in (argv if argv is not None else sys.argv[1:])
+
+
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -493,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_tui(args)
     except Sme2Error as exc:
         print(exc.render(), file=sys.stderr)
+        if _wants_json(argv):  # an agent reading stdout gets the error too, not an empty stream
+            _print_json({"ok": False, "exit_code": int(exc.exit_code), "error": exc.to_dict()})
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

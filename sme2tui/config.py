@@ -38,8 +38,7 @@ class ModelSpec(_Strict):
     builtin: str | None = Field(None, description="Built-in model id, see `sme2tui models`.")
     factory: str | None = Field(
         None,
-        description="`package.module:function` returning (model, example_inputs); the function may take "
-        "a `dtype` keyword.",
+        description="`package.module:function`, called with no arguments, returning (model, example_inputs).",
     )
     pte: str | None = Field(None, description="Path to a ready .pte (exported elsewhere).")
     etrecord: str | None = Field(None, description="Optional ETRecord for a ready .pte.")

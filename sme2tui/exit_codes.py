@@ -18,7 +18,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success",
-    ExitCode.INTERNAL: "internal error (a bug); the traceback is saved in the run's logs/ or printed with --debug",
+    ExitCode.INTERNAL: "internal error (a bug); the traceback is saved in ~/.cache/sme2tui/last-error.txt "
+    "(printed with --debug)",
     ExitCode.CONFIG: "configuration or usage error (bad key, wrong type, missing file, unknown model)",
     ExitCode.ENVIRONMENT: "environment error (missing or too old tool/package)",
     ExitCode.EXPORT: "export failed",

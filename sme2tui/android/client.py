@@ -262,7 +262,7 @@ class AndroidClient:
                     Fault.SEVERAL_DEVICES,
                     f"{len(entries)} devices are connected and none was chosen",
                     where=f"ADB server {self.endpoint}: {listing}",
-                    fix="pick one with --serial SERIAL, the config's device serial, or ANDROID_SERIAL",
+                    fix="pick one: set `target.serial` (or `target.serials`) in the config, or export ANDROID_SERIAL",
                 )
             chosen = entries[0].serial
         entry = next((e for e in entries if e.serial == chosen), None)
