@@ -256,7 +256,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "schema":
         _print_json(json_schema())
         return 0
+    from sme2tui.run.stage import check_factories
+
     config = load_config(args.file)
+    check_factories(config, args.file.resolve().parent)
     print(f"{args.file}: valid ({len(config.models)} model(s) × {len(config.dtypes)} dtype(s) × "
           f"{len(config.variants)} variant(s) × {len(config.threads)} thread setting(s), target "
           f"{config.target.kind})")

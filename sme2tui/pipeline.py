@@ -90,7 +90,7 @@ class Pipeline:
 
     def events(self) -> Generator[Event, None, None]:
         require_runtime()
-        preflight(self.config)
+        preflight(self.config, self.config_dir)
         doctor_checks = yield from self._doctor()
         if self.folder is None:
             self.folder = RunFolder.create(self.config, output_root=self.output_root, config_source=self.config_source)

@@ -191,8 +191,11 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
 
     for chart in write_charts(summary, out / "charts"):
         yield ArtifactWritten("analyze", f"analysis/charts/{chart.file_name}", "chart")
-    traced = [(a.cell_id, path, a.warmup_dropped) for a in cells.values() if a.source == "etdump"
-              for path in _etdumps(folder.cell_dir(a.cell_id))[:1]]
+    traced = []
+    for a in cells.values():
+        dumps = _etdumps(folder.cell_dir(a.cell_id)) if a.source == "etdump" else []
+        for index, path in enumerate(dumps):  # every round is its own process on the timeline
+            traced.append((a.cell_id if len(dumps) == 1 else f"{a.cell_id} round {index}", path, a.warmup_dropped))
     if traced:
         write_chrome_trace(traced, out / "trace.json", categorizer)
         yield ArtifactWritten("analyze", "analysis/trace.json", "trace")

@@ -97,9 +97,37 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
     )
 
 
-def preflight(config: RunConfig) -> None:
+def check_factories(config: RunConfig, config_dir: Path | None) -> None:
+    """A factory whose module cannot be found fails now, not after the export worker has loaded torch."""
+    import importlib.util
+    import sys
+
+    extra = [str(p) for p in (config_dir, Path.cwd()) if p is not None]
+    sys.path[:0] = extra
+    try:
+        for index, model in enumerate(config.models):
+            if not model.factory:
+                continue
+            module = model.factory.partition(":")[0]
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise ConfigError(
+                    f"cannot find module `{module}` for factory `{model.factory}`",
+                    where=f"models[{index}].factory",
+                    fix="put the module next to the config file or in the current folder, or pip install it",
+                )
+    finally:
+        del sys.path[:len(extra)]
+
+
+def preflight(config: RunConfig, config_dir: Path | None = None) -> None:
     """Fail before any work (and before a run folder exists) when a variant names a runner that is not
-    built. `auto`/`native` host runners are built by the pipeline itself, so they pass here."""
+    built or a factory's module cannot be found. `auto`/`native` host runners are built by the pipeline
+    itself, so they pass here."""
+    check_factories(config, config_dir)
     if config.target.kind == "android":
         from sme2tui.run.android import android_preflight
 
