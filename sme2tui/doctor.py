@@ -22,7 +22,6 @@ from sme2tui.versions import package_version
 
 PINNED_TORCH = "2.13.0"
 PINNED_EXECUTORCH = "1.5.1"
-MIN_CMAKE = (3, 28)
 
 
 @dataclass(frozen=True)
@@ -82,39 +81,16 @@ def check_package(name: str, pinned: str) -> Check:
     return Check(name, "pass", detail)
 
 
-def find_cmake() -> tuple[str, tuple[int, ...]] | None:
-    """The newest cmake among PATH's and the one pip installed beside this Python.
-
-    Debian ships 3.25, too old for ExecuTorch's CMake package; the PyPI `cmake` dependency provides a
-    new one in the venv's bin, which is not on PATH when sme2tui is run by its full path.
-    """
-    candidates = {p for p in (shutil.which("cmake"), str(Path(sys.executable).parent / "cmake")) if p}
-    found: list[tuple[tuple[int, ...], str]] = []
-    for path in candidates:
-        if Path(path).exists():
-            version = _parse_version(_run_version([path, "--version"]) or "")
-            found.append((version, path))
-    if not found:
-        return None
-    version, path = max(found)
-    return path, version
-
-
 def check_cmake() -> Check:
-    located = find_cmake()
-    if not located:
-        return Check("cmake", "fail", "cmake not found", "pip install 'cmake>=3.28'", "runner builds")
-    path, version = located
-    shown = ".".join(map(str, version)) or "unknown version"
-    if version < MIN_CMAKE:
-        return Check(
-            "cmake",
-            "fail",
-            f"cmake {shown} at {path} is older than 3.28 (ExecuTorch's CMake package needs 3.28)",
-            "pip install 'cmake>=3.28' and make sure its bin dir comes first in PATH",
-            "runner builds",
-        )
-    return Check("cmake", "pass", f"cmake {shown} at {path}", required_for="runner builds")
+    """The same lookup the runner builds use (the venv's PyPI cmake first, then PATH)."""
+    from sme2tui.errors import EnvironmentProblem
+    from sme2tui.runners.toolchain import find_cmake
+
+    try:
+        tool = find_cmake()
+    except EnvironmentProblem as exc:
+        return Check("cmake", "fail", f"{exc.what} ({exc.where})", exc.fix or "", "runner builds")
+    return Check("cmake", "pass", f"cmake {tool.version} at {tool.path}", required_for="runner builds")
 
 
 def check_tool(name: str, fix: str, required_for: str, *, version_flag: str = "--version") -> Check:
