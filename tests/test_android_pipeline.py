@@ -4,6 +4,11 @@ socket, files really pushed and pulled, the host-built runner standing in for th
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,7 @@ import pytest
 from sme2tui.etdump import read_etdump
 from sme2tui.exit_codes import ExitCode
 from tests.adb_double.fixtures import EMULATOR, EMULATOR_SERIAL, SME2_PHONE, SME2_SERIAL, Lab, double_lab
-from tests.conftest import run_cli, tiny_config
+from tests.conftest import REPO, run_cli, tiny_config
 
 pytestmark = pytest.mark.slow
 SECOND_PHONE = "X300SME2B2"
@@ -217,3 +222,43 @@ def test_remote_lab_server_is_a_target_like_any_other(runner: Path, lab: Lab, tm
         manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
         assert {c["device"] for c in manifest["cells"].values()} == {SME2_SERIAL,
                                                                      f"LAB-PHONE-7@127.0.0.1:{remote.port}"}
+
+
+def test_ctrl_c_mid_round_stops_the_runner_on_the_device(runner: Path, lab: Lab, tmp_path: Path,
+                                                         session_root: Path) -> None:
+    config = phone_config(runner, lab)
+    config["iterations"], config["rounds"] = 5000, 1  # a round far longer than the test
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "sme2tui", "--auto", "--config", str(path), "--output-root",
+                             str(session_root / "runs")], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, cwd=tmp_path, env=env)
+    assert proc.stderr is not None
+    phone = fake(lab, SME2_SERIAL)
+    phone.kill_on_hangup = False  # like real adbd: a command outlives the client that started it
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if "pinned to CPU mask" in line:
+            break
+        assert time.monotonic() < deadline
+    while not _runner_processes(phone.root):  # the round has started on the device
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == ExitCode.INTERRUPTED, rest
+    assert "--resume" in rest and "Traceback" not in rest
+    for _ in range(50):
+        if not _runner_processes(phone.root):
+            break
+        time.sleep(0.1)
+    assert not _runner_processes(phone.root), "the runner kept running on the device after Ctrl-C"
+    run_dir = max((session_root / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+
+
+def _runner_processes(device_root: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", str(device_root / "data/local/tmp/sme2tui/runners")], capture_output=True,
+                         text=True, check=False)
+    return out.stdout.split()

@@ -9,6 +9,7 @@ error; a lost device fails the rest of its cells the same way — completed cell
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -186,13 +187,23 @@ def run_android(
                 continue
             yield event
     except BaseException:
-        stop.set()  # the device threads stop after their current round
+        stop.set()  # the device threads stop after their current round...
+        for slot in usable:  # ...and the round itself: adbd does not kill a command when its client leaves
+            _kill_runners(slot)
         raise
     if cancel is not None and cancel.is_set():
         from sme2tui.errors import Interrupted
 
         raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
     return sum(failures)
+
+
+def _kill_runners(slot: DeviceSlot) -> None:
+    """Best effort, a few seconds at most: stop any runner sme2tui started on this device."""
+    from sme2tui.android.errors import AndroidDeviceError
+
+    with contextlib.suppress(AndroidDeviceError):  # an unreachable device: nothing more to do from here
+        slot.session.run(["pkill", "-f", f"{slot.session.tool_dir}/runners/"], timeout=5)
 
 
 def _device_checkpoints(config: RunConfig, slot: DeviceSlot) -> Iterator[Event]:
