@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", type=Path)
     p.add_argument("--json", action="store_true", dest="sub_json")
 
-    p = sub.add_parser("build", help="build runners: the native host runner, or SME2 on/off pairs")
-    p.add_argument("target", choices=["host", "android", "macos"])
+    p = sub.add_parser("build", help="build runners: the native host runner, the emulated arm64 runner, or SME2 "
+                       "on/off pairs")
+    p.add_argument("target", choices=["host", "arm64", "android", "macos"])
     p.add_argument("--variants", default="sme2-on,sme2-off",
                    help="pair variants (android/macos): sme2-on, sme2-off, sme2-on-kernellog, sme2-off-kernellog")
     p.add_argument("--runners-dir", type=Path, default=Path("build/runners"))
@@ -101,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ndk", type=Path, help="Android NDK (default: $ANDROID_NDK / $ANDROID_NDK_HOME)")
     p.add_argument("--android-platform", default="android-26")
 
-    p = sub.add_parser("setup", help="set up an ExecuTorch source tree for pair builds")
-    p.add_argument("what", choices=["executorch"])
+    p = sub.add_parser("setup", help="set up an ExecuTorch source tree for pair builds, or SME2 emulation (QEMU + "
+                       "the aarch64 ExecuTorch runtime)")
+    p.add_argument("what", choices=["executorch", "emulator"])
     p.add_argument("--ref", help="git ref (default: the installed executorch package's exact commit)")
     p.add_argument("--path", type=Path, help="clone here, or adopt the tree already here")
 
@@ -414,6 +416,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         from sme2tui.runners.host import build_host_runner, host_build_dir
 
         return _drain(build_host_runner(host_build_dir(args.runners_dir)))
+    if args.target == "arm64":
+        from sme2tui.runners.arm64 import arm64_build_dir, build_arm64_runner
+
+        return _drain(build_arm64_runner(arm64_build_dir(args.runners_dir)))
     from sme2tui.runners.pairs import build
     from sme2tui.runners.source_tree import default_ref, default_source_dir
 
@@ -427,6 +433,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
+    if args.what == "emulator":
+        from sme2tui.emulator.setup import setup_emulator
+
+        return _drain(setup_emulator())
     from sme2tui.runners.source_tree import setup_executorch
 
     return _drain(setup_executorch(args.path, ref=args.ref))

@@ -6,6 +6,8 @@
 //   --timing_json PATH  per-iteration latencies (ns, steady clock), warmup and measured kept apart
 //   --output_dir DIR    every output as raw bytes + outputs.json (dtype/shape) for comparison with Python
 //   --verbose           pass the runtime's Info/Debug log through (default: errors only)
+//   --maps_path PATH    copy /proc/self/maps there at exit (Linux): where every library was loaded, so an
+//                       emulator's executed-code log can be mapped to the functions that ran
 // Without --etdump_path no event tracer is attached, so timing-only runs carry no profiling overhead.
 //
 // Exit codes: 0 ok, 1 internal, 2 usage, 3 model load, 4 method load, 5 inputs, 6 execution, 7 writing
@@ -125,12 +127,13 @@ struct Options {
   uint32_t warmup = 0;
   std::string timing_json;
   std::string output_dir;
+  std::string maps_path;
 };
 
 const char* kUsageText =
     "usage: sme2_runner --model_path=PATH [--num_executions=N] [--warmup=N] [--cpu_threads=N]\n"
     "                   [--etdump_path=PATH] [--method_name=NAME] [--inputs=F1,F2,...]\n"
-    "                   [--timing_json=PATH] [--output_dir=DIR] [--verbose]\n";
+    "                   [--timing_json=PATH] [--output_dir=DIR] [--maps_path=PATH] [--verbose]\n";
 
 uint32_t parse_uint(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -158,6 +161,7 @@ Options parse_args(int argc, char** argv) {
   const std::map<std::string, std::string*> strings = {
       {"model_path", &o.model_path}, {"etdump_path", &o.etdump_path}, {"method_name", &o.method_name},
       {"inputs", &o.inputs},         {"timing_json", &o.timing_json}, {"output_dir", &o.output_dir},
+      {"maps_path", &o.maps_path},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -469,6 +473,19 @@ void write_outputs(Method& method, const std::string& dir, const std::string& me
   write_file((std::filesystem::path(dir) / "outputs.json").string(), text.data(), text.size());
 }
 
+// Under QEMU user mode /proc/self/maps lists the guest's mappings, so this is where the emulated process
+// loaded each library: the key to turning translated-code addresses into function names.
+void write_maps(const std::string& path) {
+  std::ifstream in("/proc/self/maps", std::ios::binary);
+  if (!in) {
+    fail(kWrite, "cannot read /proc/self/maps (--maps_path needs Linux)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string data = text.str();
+  write_file(path, data.data(), data.size());
+}
+
 void write_ns_array(std::ostringstream& json, const std::vector<int64_t>& values) {
   json << "[";
   for (size_t i = 0; i < values.size(); ++i) {
@@ -573,6 +590,10 @@ int run(const Options& o) {
   }
   if (!o.output_dir.empty()) {
     write_outputs(*method, o.output_dir, method_name);
+  }
+
+  if (!o.maps_path.empty()) {
+    write_maps(o.maps_path);
   }
 
   int64_t measured_total = 0;
