@@ -83,9 +83,13 @@ class VariantSpec(_Strict):
     runner: str = Field(
         "auto",
         description="`auto` (native host runner if built, else the Python runtime), `python`, `native`, "
-        "or the name of a built runner such as `sme2-on`/`sme2-off`.",
+        "or the name of a built runner such as `sme2-on`/`sme2-off`; `arm64` (= `auto`) on the emulated target.",
     )
     sme2: Literal["on", "off"] | None = None
+    cpu: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9,=._-]*$")] | None = Field(
+        None, description="Emulated target only: the QEMU `-cpu` model. Default from `sme2`: on → `max`, off → "
+        "`max,sme=off` (SME and SME2 removed together). E.g. `max` on QEMU 10.0.x for an SME-only variant.",
+    )
 
     @property
     def display(self) -> str:
@@ -131,6 +135,19 @@ class AndroidTarget(_Strict):
     timeout_s: Annotated[float, Field(gt=0, le=7200)] = 600.0
 
 
+class EmulatedTarget(_Strict):
+    """The official aarch64 ExecuTorch runtime under QEMU user mode: real Arm code, emulated CPU, no device."""
+
+    kind: Literal["emulated"] = "emulated"
+    svl_bits: Literal[128, 256, 512, 1024, 2048] | None = Field(
+        None, description="SME streaming vector length (`sme-default-vector-length`), e.g. 512 like Apple M4. "
+        "Default: QEMU's (256 for `-cpu max`).",
+    )
+    evidence: bool = Field(True, description="Record which kernels ran (QEMU's translated-code log mapped to "
+                           "ELF symbols) and execution counts of the SME/SME2 kernels, per cell.")
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+
+
 class RunConfig(_Strict):
     """Everything one run measures: models x dtypes x variants x threads on one target."""
 
@@ -151,7 +168,7 @@ class RunConfig(_Strict):
         "in one process instead.",
     )
     profile: bool = Field(True, description="Collect an ETDump (per-operator times). Off = timing only.")
-    target: HostTarget | AndroidTarget = Field(default_factory=HostTarget, discriminator="kind")
+    target: HostTarget | AndroidTarget | EmulatedTarget = Field(default_factory=HostTarget, discriminator="kind")
     output_root: str = "runs"
     runners_dir: str = Field("build/runners", description="Where `sme2tui build` puts runners.")
     validate_numerics: bool = True
@@ -181,6 +198,20 @@ class RunConfig(_Strict):
                     raise ValueError(f"compare.{side} `{value}` is not a variant; variants are {names}")
             if self.compare.baseline == self.compare.candidate:
                 raise ValueError("compare.baseline and compare.candidate must differ")
+        if self.target.kind == "emulated":
+            for variant in self.variants:
+                if variant.sme2 is None and variant.cpu is None:
+                    raise ValueError(f"emulated variant `{variant.name}` needs `sme2` (on/off) or a QEMU `cpu`")
+                if variant.runner not in ("auto", "arm64"):
+                    raise ValueError(f"emulated variant `{variant.name}` runs the arm64 runner: use runner `auto` "
+                                     f"or `arm64`, not `{variant.runner}`")
+                if variant.delegate != "xnnpack":
+                    raise ValueError(f"emulated variant `{variant.name}`: SME2 kernels live in the XNNPACK "
+                                     "delegate; use delegate `xnnpack`")
+        else:
+            for variant in self.variants:
+                if variant.cpu is not None:
+                    raise ValueError(f"variant `{variant.name}`: `cpu` only applies to target.kind `emulated`")
         return self
 
     @property
@@ -237,7 +268,8 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> li
         )
         if field is None:
             # discriminated unions put the tag ("host"/"android") in the loc
-            tagged: dict[str, type[BaseModel]] = {"host": HostTarget, "android": AndroidTarget}
+            tagged: dict[str, type[BaseModel]] = {"host": HostTarget, "android": AndroidTarget,
+                                                  "emulated": EmulatedTarget}
             current = tagged.get(str(part))
             continue
         node = node.get(part) if isinstance(node, dict) else None
@@ -254,9 +286,9 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
         return annotation
     for arg in typing.get_args(annotation):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
-            if arg in (HostTarget, AndroidTarget) and isinstance(node, dict):
+            if arg in (HostTarget, AndroidTarget, EmulatedTarget) and isinstance(node, dict):
                 kind = node.get("kind", "host")
-                return AndroidTarget if kind == "android" else HostTarget
+                return {"android": AndroidTarget, "emulated": EmulatedTarget}.get(kind, HostTarget)
             return arg
         found = _model_of(arg, node)
         if found is not None:
@@ -269,7 +301,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("host", "android"):
+        elif part in ("host", "android", "emulated"):
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -313,7 +345,7 @@ def _fix_for(kind: str, loc: tuple[Any, ...]) -> str:
     if kind == "string_pattern_mismatch":
         return "names use lowercase letters, digits, '.', '_' and '-'"
     if kind == "union_tag_invalid":
-        return "target.kind is `host` or `android`"
+        return "target.kind is `host`, `android` or `emulated`"
     return "see `sme2tui config schema` for the allowed values"
 
 

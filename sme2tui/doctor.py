@@ -222,13 +222,27 @@ def all_checks(output_root: Path = Path("runs")) -> list[Callable[[], Check]]:
     ]
 
 
+def emulation_checks() -> list[Check]:
+    """The "SME2 emulation" section: QEMU + probe verdict, cross compiler, aarch64 wheel (each with its fix)."""
+    from sme2tui.emulator.setup import emulation_checks as found
+
+    return [Check(name, status, detail, fix, "emulated")  # type: ignore[arg-type]
+            for name, status, detail, fix in found()]
+
+
+def _results(output_root: Path) -> Iterator[Check]:
+    for check in all_checks(output_root):
+        yield check()
+    yield from emulation_checks()
+
+
 def run_doctor(output_root: Path = Path("runs"), *, target: str | None = None) -> Iterator[Event]:
-    """Every check, or with `target="host"` only those a host run depends on (no adb/NDK noise)."""
+    """Every check, or with a `target` ("host", "android", "emulated") only those that target's runs depend on
+    plus the common ones (no adb/NDK noise for a host run, no emulation noise for a phone)."""
     yield StepStarted("doctor", "Environment check")
     results: list[Check] = []
-    for check in all_checks(output_root):
-        result = check()
-        if target == "host" and result.required_for == "android":
+    for result in _results(output_root):
+        if target is not None and result.required_for in ("android", "emulated") and result.required_for != target:
             continue
         results.append(result)
         yield Checkpoint("doctor", result.name, result.status, result.detail, result.fix)

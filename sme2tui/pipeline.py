@@ -157,8 +157,17 @@ class Pipeline:
                              f"could not build the native runner ({exc.what}); using the ExecuTorch Python runtime",
                              exc.fix or "see `sme2tui doctor`")
 
+    def _build_arm64_runner(self) -> Iterator[Event]:
+        """The emulated target's arm64 runner, built (seconds) when missing or stale."""
+        from sme2tui.runners.arm64 import arm64_build_dir, build_arm64_runner, find_arm64_runner
+
+        runners_dir = Path(self.config.runners_dir)
+        if self.config.target.kind == "emulated" and find_arm64_runner(runners_dir) is None:
+            yield from build_arm64_runner(arm64_build_dir(runners_dir), cancel=self.cancel)
+
     def _steps(self, folder: RunFolder) -> Iterator[Event]:
         yield from self._build_host_runner()
+        yield from self._build_arm64_runner()
         programs: dict[ExportKey, ExportedProgram] = {}
         export_ok = True
         for event in run_exports(self.config, cache_root=self.output_root / ".cache" / "exports",

@@ -55,6 +55,10 @@ def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]
                 entry["inputs"] = [
                     {"file": str(program.folder / t.file), "dtype": t.dtype, "shape": t.shape} for t in record.inputs
                 ]
+                entry["reference_outputs"] = [
+                    {"file": str(program.folder / t.file), "dtype": t.dtype, "shape": t.shape}
+                    for t in record.reference_outputs
+                ]
         else:
             entry["source"] = f"pte:{program.pte}"
         exports[stem] = entry
@@ -133,6 +137,11 @@ def preflight(config: RunConfig, config_dir: Path | None = None) -> None:
 
         android_preflight(config)
         return
+    if config.target.kind == "emulated":
+        from sme2tui.run.emulated import emulated_preflight
+
+        emulated_preflight(config)
+        return
     for variant in config.variants:
         if variant.runner not in ("auto", "native", "python"):
             resolve_runner(config, Cell("preflight", "fp32", variant.name, 1))
@@ -145,7 +154,8 @@ def run_cells(
     *,
     cancel: threading.Event | None = None,
 ) -> Iterator[Event]:
-    yield StepStarted("run", f"Run cells on {'Android' if config.target.kind == 'android' else 'the host'}")
+    where = {"android": "Android", "emulated": "an emulated Arm CPU (QEMU)"}.get(config.target.kind, "the host")
+    yield StepStarted("run", f"Run cells on {where}")
     placed = stage_programs(folder, programs)
     cells = plan_cells(config)
     pending = folder.pending_cells(cells)
@@ -165,6 +175,14 @@ def run_cells(
 
         exports = folder.manifest["exports"]
         failures = yield from run_android(
+            config, folder, runnable, {c.id: placed[program_key(config, c)] for c in runnable},
+            {c.id: _input_files(exports, config, c) for c in runnable}, cancel=cancel)
+        runnable = []
+    if config.target.kind == "emulated" and runnable:
+        from sme2tui.run.emulated import run_emulated
+
+        exports = folder.manifest["exports"]
+        failures = yield from run_emulated(
             config, folder, runnable, {c.id: placed[program_key(config, c)] for c in runnable},
             {c.id: _input_files(exports, config, c) for c in runnable}, cancel=cancel)
         runnable = []
