@@ -232,11 +232,28 @@ def machine_summary(result: Any, code: ExitCode, error: Sme2Error | None) -> dic
                    "candidate_median_ms": p["candidate_median_ms"], "bottleneck": p.get("bottleneck_note")}
                   for p in summary.get("pairs", [])],
         "cells": cells,
+        **({"emulated": _emulated_json(summary["emulated"])} if summary.get("emulated") else {}),
         "failed_checkpoints": [{"name": c.name, "subject": c.subject, "detail": c.detail, "fix": c.fix}
                                for c in result.failed_checkpoints],
         "warnings": summary.get("warnings", []),
         "error": error.to_dict() if error else None,
     }
+
+
+def _emulated_json(emulated: dict[str, Any]) -> dict[str, Any]:
+    """The emulated run's answer: evidence per pair and cell instead of a speedup (emulated time is not hardware
+    time, so `pairs` stays empty)."""
+    def side(e: dict[str, Any]) -> dict[str, Any]:
+        return {k: e.get(k) for k in ("cpu", "cpu_features", "svl_bits", "sme2_kernels", "sme_kernels",
+                                      "sme_instructions_translated", "sme2_kernel_instructions_executed")}
+    return {"note": emulated["note"], "qemu": (emulated.get("qemu") or {}).get("version"),
+            "pairs": [{"model": p["model"], "dtype": p["dtype"], "threads": p["threads"], "baseline": p["baseline"],
+                       "candidate": p["candidate"], "speedup": None,
+                       "evidence": {"baseline": side(p["evidence"]["baseline"]),
+                                    "candidate": side(p["evidence"]["candidate"])},
+                       "numerics": {k: p["numerics"].get(k) for k in ("status", "detail")}}
+                      for p in emulated["pairs"]],
+            "cells": {cell_id: side(e) for cell_id, e in emulated["cells"].items() if "cpu" in e}}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

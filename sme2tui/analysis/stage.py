@@ -116,7 +116,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         cells[cell.id] = analysis
         folder.set_cell(cell.id, stats={"latency_ms": analysis.latency.to_dict(), "source": analysis.source,
                                         "categories_ms": analysis.categories_ms})
-        for warning in analysis.warnings:
+        for warning in analysis.warnings if config.target.kind != "emulated" else []:
             folder.add_warning(warning)
             yield Checkpoint("analyze", "measurement quality", "warn", warning,
                              "close other programs, pin cores (target.cpu_affinity), add iterations",
@@ -142,7 +142,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
 
     pairs: list[PairComparison] = []
     pair = config.pair
-    if pair:
+    if pair and config.target.kind != "emulated":  # emulated time is never turned into a speedup
         for cell in plan_cells(config):
             if cell.variant != pair.baseline:
                 continue
@@ -161,15 +161,34 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     sme2_capable = (device.get("sme") == "sme2") if config.target.kind == "android" else host.get("sme") == "sme2"
     if config.target.kind == "android" and config.target.allow_foreign_runner:
         sme2_capable = False  # a host binary run by a test double never ran on the phone's CPU
-    comparison = comparison_label(config, sme2_capable)
-    if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
-        folder.add_warning(comparison["note"])
+    emulated: dict[str, Any] | None = None
     evidence: dict[str, VariantEvidence] = {}
-    for variant in config.variants:
-        members = [(a, folder.cell_dir(a.cell_id)) for a in cells.values() if a.variant == variant.name]
-        if members:
-            evidence[variant.name] = variant_evidence(variant.name, variant.sme2, members)
-    yield from _evidence_checks(evidence, sme2_capable)
+    evidence_out: dict[str, Any]
+    if config.target.kind == "emulated":
+        from sme2tui.analysis.emulated import analyze_emulated, emulated_comparison, variant_summary
+
+        qemu = (folder.manifest.get("emulated") or {}).get("qemu") or {}
+        comparison = emulated_comparison((pair.baseline, pair.candidate) if pair else None,
+                                         {v.name: v.display for v in config.variants},
+                                         f"QEMU {qemu.get('version', '?')}")
+        emulated = yield from analyze_emulated(folder, cells, plan_cells(config),
+                                               (pair.baseline, pair.candidate) if pair else None)
+        evidence_out = variant_summary(emulated["cells"], {v.name: v.sme2 for v in config.variants}, plan_cells(config))
+    else:
+        comparison = comparison_label(config, sme2_capable)
+        if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
+            folder.add_warning(comparison["note"])
+        for variant in config.variants:
+            members = [(a, folder.cell_dir(a.cell_id)) for a in cells.values() if a.variant == variant.name]
+            if members:
+                evidence[variant.name] = variant_evidence(variant.name, variant.sme2, members)
+        yield from _evidence_checks(evidence, sme2_capable)
+        evidence_out = {k: v.to_dict() for k, v in evidence.items()}
+    cell_dicts = {k: v.to_dict() for k, v in cells.items()}
+    if emulated is not None:
+        for cell_id, compact_evidence in emulated["cells"].items():
+            if cell_id in cell_dicts:
+                cell_dicts[cell_id]["evidence"] = compact_evidence
     summary = {
         "run": folder.root.name,
         "target": config.target.kind,
@@ -177,11 +196,12 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         "statistics": {"latency": LATENCY_STATISTIC, "categories": CATEGORY_STATISTIC,
                        "speedup": "baseline median / candidate median, 95% percentile bootstrap (2000 resamples)"},
         "config": {"warmup": config.warmup, "iterations": config.iterations, "profile": config.profile},
-        "cells": {k: v.to_dict() for k, v in cells.items()},
+        "cells": cell_dicts,
         "pairs": [p.to_dict() for p in pairs],
         "failed_cells": failed,
         "reference": squeezesam(),
-        "evidence": {k: v.to_dict() for k, v in evidence.items()},
+        "evidence": evidence_out,
+        **({"emulated": emulated} if emulated is not None else {}),
         "warnings": list(folder.manifest.get("warnings", [])),
     }
     out = folder.root / "analysis"

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sme2tui.report.markdown import headline
+from sme2tui.report.markdown import emulated_line, headline
 
 
 def human_summary(summary: dict[str, Any], run_dir: str, report_path: str) -> str:
     comparison = summary["comparison"]
     lines = ["", f"Result ({comparison['label']}):"]
+    for pair in (summary.get("emulated") or {}).get("pairs", []):
+        lines.append("  " + emulated_line(pair))
     for pair in summary["pairs"]:
         lines.append("  " + headline(pair, comparison).replace("**", ""))
         if pair.get("bottleneck_note"):
             lines.append(f"  where the time goes: {pair['bottleneck_note']}")
-    if not summary["pairs"]:
+    if not summary["pairs"] and not summary.get("emulated"):
         for cell in summary["cells"].values():
             lat = cell["latency"]
             lines.append(f"  {cell['cell_id']}: median {lat['median']:.3f} ms over {lat['n']} iterations "

@@ -27,6 +27,45 @@ def headline(pair: dict[str, Any], comparison: dict[str, Any]) -> str:
             f"{pair['candidate_median_ms']:.3f} ms over {s['baseline_n']}/{s['candidate_n']} measured iterations)")
 
 
+def emulated_line(pair: dict[str, Any]) -> str:
+    """One emulated pair in words: which SME2 kernels ran on which side and whether the outputs agree."""
+    on, off = pair["evidence"]["candidate"], pair["evidence"]["baseline"]
+    executed = on.get("sme2_kernel_instructions_executed")
+    counted = f", {executed:,} SME2-kernel instructions executed" if executed else ""
+    return (f"{pair['model']} {pair['dtype']} (emulated): {pair['candidate']} ran {len(on['sme2_kernels'])} SME2 "
+            f"kernel function(s){counted}; {pair['baseline']} ran {len(off['sme2_kernels'])} SME2 and "
+            f"{len(off['sme_kernels'])} SME; outputs on vs off: {pair['numerics']['status']}")
+
+
+def evidence_section(summary: dict[str, Any]) -> list[str]:
+    """report.md's evidence table for an emulated run: kernels, instruction counts and numerics per cell."""
+    emulated = summary.get("emulated") or {}
+    if not emulated:
+        return []
+    qemu = emulated.get("qemu") or {}
+    lines = ["", "## Evidence (emulated: which kernels ran)", "",
+             f"QEMU {qemu.get('version', '?')} ({qemu.get('source', '?')}). {emulated['note']}", ""]
+    rows = []
+    for cell_id, e in emulated["cells"].items():
+        if "cpu" not in e:
+            continue
+        executed = e.get("sme2_kernel_instructions_executed")
+        eager = (e.get("numerics_vs_eager") or {}).get("status", "—")
+        rows.append([cell_id, f"`{e['cpu']}`", e.get("cpu_features") or "?", str(len(e["sme2_kernels"])),
+                     str(len(e["sme_kernels"])), f"{e['sme_instructions_translated']:,}",
+                     f"{executed:,}" if executed else "—", eager])
+    lines += _table(["cell", "-cpu", "CPU reports", "SME2 kernels", "SME kernels", "SME instr. translated",
+                     "SME2-kernel instr. executed", "vs eager"], rows)
+    for pair in emulated.get("pairs", []):
+        lines += ["", f"- {emulated_line(pair)} — {pair['numerics']['detail']}"]
+        names = pair["evidence"]["candidate"]["sme2_kernels"]
+        if names:
+            lines.append("  SME2 kernels: " + ", ".join(f"`{n}`" for n in names))
+    lines += ["", "Emulated milliseconds appear in the latency table only as a record; they are not hardware time "
+              "and no speedup is derived from them."]
+    return lines
+
+
 def _chart(charts: dict[str, Chart], name: str) -> list[str]:
     chart = charts.get(name)
     return ["", chart.markdown("charts"), ""] if chart else []
@@ -37,7 +76,11 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     charts = {c.file_name: c for c in all_charts(summary)}
     lines = [f"# sme2tui report — {summary['run']}", ""]
     host = manifest.get("host", {})
-    if summary["target"] == "android":
+    if summary["target"] == "emulated":
+        qemu = (summary.get("emulated") or {}).get("qemu") or {}
+        where = (f"emulated Arm CPU: QEMU {qemu.get('version', '?')} user mode on host {host.get('cpu_model', '?')} "
+                 f"({host.get('machine', '?')}) — not hardware time")
+    elif summary["target"] == "android":
         device = manifest.get("device") or {}
         where = (f"Android device {device.get('model', '?')} ({device.get('serial', '?')}), "
                  f"SME2: {device.get('sme', '?')}")
@@ -51,7 +94,9 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
               f"cell, interleaved between variants; ETDump profiling {'on' if cfg['profile'] else 'off'}",
               f"- **Latency statistic:** {summary['statistics']['latency']}", ""]
     lines += ["## Answer", ""]
-    if summary["pairs"]:
+    if summary.get("emulated"):
+        lines += [f"- {emulated_line(p)}" for p in summary["emulated"]["pairs"]] or ["No complete emulated pair."]
+    elif summary["pairs"]:
         lines += [f"- {headline(p, comparison)}" for p in summary["pairs"]]
     else:
         lines.append("No complete pair was measured (see the cell table).")
@@ -121,8 +166,9 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
               *_chart(charts, "reference.svg")]
     lines += _table(["dtype", "SME2 off ms", "SME2 on ms", "speedup"],
                     [[r["dtype"], str(r["sme2_off"]), str(r["sme2_on"]), f"{r['speedup']}×"] for r in ref["latency"]])
+    lines += evidence_section(summary)
     evidence = summary.get("evidence") or {}
-    if evidence:
+    if evidence and not summary.get("emulated"):
         lines += ["", "## SME2 evidence", ""]
         lines += [f"- `{name}`: {ev['detail']}" for name, ev in evidence.items()]
     lines += ["", "Timeline: `trace.json` (Chrome trace; open it in ui.perfetto.dev or chrome://tracing) shows every "
