@@ -51,13 +51,15 @@ def cell_evidence(cell_dir: Path) -> dict[str, Any] | None:
     return data
 
 
+def executed(evidence: dict[str, Any], family: str) -> int | None:
+    """Instructions executed in the family's compute kernels (round 1 counts), None when not counted."""
+    counts = [k["executed_instructions"] for k in evidence["kernels"] if k["family"] == family and k["compute"]
+              and k["executed_instructions"] is not None]
+    return sum(counts) if counts else None
+
+
 def compact(evidence: dict[str, Any]) -> dict[str, Any]:
     """What a summary, a report row or a wizard panel needs from one cell's evidence."""
-    def executed(family: str) -> int | None:
-        counts = [k["executed_instructions"] for k in evidence["kernels"] if k["family"] == family and k["compute"]
-                  and k["executed_instructions"] is not None]
-        return sum(counts) if counts else None
-
     by_family = evidence.get("kernels_by_family", {})
     return {"cpu": evidence["cpu"], "cpu_features": evidence["probe"].get("verdict"),
             "svl_bits": evidence["probe"].get("svl_bits"),
@@ -66,8 +68,8 @@ def compact(evidence: dict[str, Any]) -> dict[str, Any]:
             "translated_instructions": evidence["totals"]["instructions"],
             "sme_instructions_translated": evidence["totals"]["sme_instructions"],
             "sve_instructions_translated": evidence["totals"]["sve_instructions"],
-            "sme2_kernel_instructions_executed": executed("SME2"),
-            "sme_kernel_instructions_executed": executed("SME"),
+            "sme2_kernel_instructions_executed": executed(evidence, "SME2"),
+            "sme_kernel_instructions_executed": executed(evidence, "SME"),
             "source": evidence["source"]}
 
 
@@ -91,8 +93,8 @@ def _kernel_check(cell_id: str, evidence: dict[str, Any], analysis: CellAnalysis
         return Checkpoint("analyze", "SME2 kernels", "pass", f"SME-only CPU: {len(sme)} SME kernel(s), no SME2",
                           subject=cell_id)
     if sme2:
-        executed = compact(evidence)["sme2_kernel_instructions_executed"]
-        counted = f"; {executed:,} SME2-kernel instructions executed (round 1)" if executed else ""
+        count = executed(evidence, "SME2")
+        counted = f"; {count:,} SME2-kernel instructions executed (round 1)" if count else ""
         return Checkpoint("analyze", "SME2 kernels", "pass", f"{len(sme2)} SME2 kernel function(s) ran: {shown}"
                           f"{counted}", subject=cell_id)
     if analysis is None or not analysis.operators:
