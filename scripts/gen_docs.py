@@ -234,6 +234,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "init-no-terminal": lambda: console(["init"]),
     "config-validate-ok": lambda: console(["config", "validate", "configs/examples/quickstart.json"]),
     "config-validate-android": lambda: console(["config", "validate", "configs/templates/android.json"]),
+    "config-validate-emulated": lambda: console(["config", "validate", "configs/examples/emulated_sme2.json"]),
     "config-validate-example": lambda: console(["config", "validate", "docs/examples/my-model.json"]),
     "config-validate-broken": lambda: console(["config", "validate", BROKEN_CONFIG]),
     "config-missing": lambda: console(["export", "--config", "my-model.json"]),
@@ -277,6 +278,9 @@ CAPTURE_COMMANDS: dict[str, tuple[str, str]] = {
     # A scratch runners folder, so the capture shows a real first build, not "no work to do".
     "build-host": ('sme2tui build host --runners-dir "$(mktemp -d)"',) * 2,
     "export-json": ("sme2tui export --json", "sme2tui export --json 2>/dev/null"),
+    "emulated-result": ("sme2tui --auto --config configs/examples/emulated_sme2.json",
+                        "sme2tui --auto --config configs/examples/emulated_sme2.json --output-root \"$(mktemp -d)\" "
+                        "2>&1 | grep -E 'emulated CPU|SME2 kernels \\[|numerics on vs off|^Result|\\(emulated\\): '"),
     "my-model-result": ("sme2tui --auto --config docs/examples/my-model.json",
                         "sme2tui --auto --config docs/examples/my-model.json --output-root \"$(mktemp -d)\" 2>&1 | "
                         "grep -E 'numerics vs eager|matches reference|^Result|faster than|where the time'"),

@@ -27,6 +27,7 @@ STEPS: tuple[str, ...] = (
     "models-and-export",
     "run-on-host",
     "run-on-android",
+    "emulated",
     "analyze",
     "your-own-model",
     "agents-and-ci",
