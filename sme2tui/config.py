@@ -288,7 +288,8 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             if arg in (HostTarget, AndroidTarget, EmulatedTarget) and isinstance(node, dict):
                 kind = node.get("kind", "host")
-                return {"android": AndroidTarget, "emulated": EmulatedTarget}.get(kind, HostTarget)
+                targets: dict[str, type[BaseModel]] = {"android": AndroidTarget, "emulated": EmulatedTarget}
+                return targets.get(kind, HostTarget)
             return arg
         found = _model_of(arg, node)
         if found is not None:

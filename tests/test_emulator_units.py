@@ -156,7 +156,7 @@ def test_addresses_map_to_functions_through_the_load_address(shared_object: Path
 
 def test_evidence_from_a_log_names_the_kernels_that_ran(shared_object: Path) -> None:
     table = read_functions(str(shared_object))
-    p_offset, p_vaddr, size = table.segments[0]
+    p_offset, p_vaddr, _size = table.segments[0]
     mapper = AddressMapper([Mapping(0x40000000 + p_vaddr, 0x40000000 + p_vaddr + 0x100000, p_offset,
                                     str(shared_object))])
     sme2 = 0x40000000 + table.starts[table.names.index("kai_kernel_matmul_x_sme2_mopa")]

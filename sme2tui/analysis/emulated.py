@@ -84,8 +84,8 @@ def _kernel_check(cell_id: str, evidence: dict[str, Any], analysis: CellAnalysis
                               f"the CPU has no SME, yet the log shows {len(sme2)} SME2 and {len(sme)} SME kernel(s), "
                               f"{sme_insns} SME instructions", "report this run folder: the evidence is inconsistent",
                               subject=cell_id)
-        return Checkpoint("analyze", "SME2 kernels", "pass", f"none, as expected on -cpu {evidence['cpu']}: no SME/SME2 "
-                          "kernel ran, 0 SME instructions translated", subject=cell_id)
+        return Checkpoint("analyze", "SME2 kernels", "pass", f"none, as expected on -cpu {evidence['cpu']}: no "
+                          "SME/SME2 kernel ran, 0 SME instructions translated", subject=cell_id)
     if verdict == "sme-only":
         if sme2:
             return Checkpoint("analyze", "SME2 kernels", "fail", f"SME2 kernels ran on a CPU without SME2: {shown}",
@@ -103,13 +103,14 @@ def _kernel_check(cell_id: str, evidence: dict[str, Any], analysis: CellAnalysis
                           subject=cell_id)
     packed = sorted({op.kernel for op in analysis.operators if op.delegated and op.kleidiai})
     if packed:
-        return Checkpoint("analyze", "SME2 kernels", "fail", f"XNNPACK ran KleidiAI packed kernels ({', '.join(packed)}) "
-                          "on an SME2 CPU, but no SME2 kernel code ran", "report this run folder with the .pte",
-                          subject=cell_id)
+        return Checkpoint("analyze", "SME2 kernels", "fail", f"XNNPACK ran KleidiAI packed kernels "
+                          f"({', '.join(packed)}) on an SME2 CPU, but no SME2 kernel code ran",
+                          "report this run folder with the .pte", subject=cell_id)
     matrix = _matrix_ops(analysis)
     if matrix:
-        return Checkpoint("analyze", "SME2 kernels", "warn", f"no SME2 kernel ran: XNNPACK gave this program's matrix "
-                          f"work ({', '.join(matrix[:3])}) to its own non-KleidiAI kernels, so SME2 does nothing for it",
+        return Checkpoint("analyze", "SME2 kernels", "warn", f"no SME2 kernel ran: XNNPACK gave this program's "
+                          f"matrix work ({', '.join(matrix[:3])}) to its own non-KleidiAI kernels, so SME2 does "
+                          "nothing for it",
                           "expected for such ops; SME2 helps Convolution/Fully Connected/Batch Matrix Multiply that "
                           "XNNPACK packs for KleidiAI (fp32, fp16, int8 static and dynamic)", subject=cell_id)
     return Checkpoint("analyze", "SME2 kernels", "pass", "no SME2 kernel ran, and none was due: the program has no "

@@ -12,8 +12,8 @@ from sme2tui.emulator.cache import cache_root, read_state, write_state
 from sme2tui.emulator.cross import CrossCompiler, find_cross_compiler
 from sme2tui.emulator.debian import ELSEWHERE, can_fetch, fetch_qemu
 from sme2tui.emulator.qemu import (
-    Qemu,
     ProbeResult,
+    Qemu,
     build_probe,
     describe_qemu,
     probe_source_sha256,
@@ -28,7 +28,7 @@ from sme2tui.fileio import sha256_file
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Generator, Iterator
+    from collections.abc import Iterator
 
 # The CPU models recorded at setup: the pair, and Apple M4's 512-bit streaming vector length.
 STANDARD_CPUS = ("max", "max,sme=off", "max,sme-default-vector-length=64")
@@ -142,7 +142,7 @@ def setup_emulator(cancel: threading.Event | None = None, root: Path | None = No
 def load_emulator(root: Path | None = None) -> Emulator:
     """The verified parts from the state file; EnvironmentProblem (fix: setup) when missing or changed since."""
     state = read_state(root)
-    where = str((root or cache_root()))
+    where = str(root or cache_root())
     if state is None:
         raise EnvironmentProblem("SME2 emulation is not set up on this machine", where=where, fix=SETUP_FIX)
     qemu_info = state["qemu"]

@@ -11,6 +11,7 @@ Emulated time is recorded like any timing but is not hardware time: the analysis
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -87,10 +88,8 @@ def _pump(stream: io.BufferedReader, stats: LogStats) -> None:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
