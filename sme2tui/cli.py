@@ -7,8 +7,10 @@ imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -31,7 +33,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors use our exit code and format (what, where, fix)."""
 
     def error(self, message: str) -> Any:
-        raise ConfigError(message, where=f"command line: {self.prog}", fix=f"see `{self.prog} --help`")
+        fix = f"see `{self.prog} --help`"
+        choice = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            guess = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
+            if guess:
+                fix = f"did you mean `{guess[0]}`? ({fix})"
+        raise ConfigError(message, where=f"command line: {self.prog}", fix=fix)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +176,15 @@ def _load(path: Path | None) -> tuple[Any, str, Path | None]:
     return config, str(path), path.resolve().parent
 
 
+def _output_root(flag: Path | None) -> Path | None:
+    """--output-root as given; `~` expanded here too (`--output-root=~/runs` reaches us unexpanded)."""
+    if flag is None:
+        return None
+    from sme2tui.config import expand_path
+
+    return expand_path(str(flag), "--output-root")
+
+
 def cmd_auto(args: argparse.Namespace) -> int:
     import threading
 
@@ -183,7 +201,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
         source, config_dir = str(args.resume / "config.json"), None
     else:
         config, source, config_dir = _load(args.config)
-    output_root = args.output_root or (args.resume.parent if args.resume else Path(config.output_root))
+    output_root = _output_root(args.output_root) or (args.resume.parent if args.resume else
+                                                     Path(config.output_root))
     printer = EventPrinter(args.verbose)
     pipeline = Pipeline(config, config_source=source, config_dir=config_dir, output_root=output_root,
                         resume=resume, categories=args.categories, cancel=threading.Event())
@@ -279,9 +298,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.file)
     check_factories(config, args.file.resolve().parent)
-    print(f"{args.file}: valid ({len(config.models)} model(s) × {len(config.dtypes)} dtype(s) × "
-          f"{len(config.variants)} variant(s) × {len(config.threads)} thread setting(s), target "
-          f"{config.target.kind})")
+    ready = [m for m in config.models if m.pte]
+    dtypes = f"{len(config.dtypes)} dtype(s)" if len(ready) < len(config.models) else "the programs' own dtype"
+    print(f"{args.file}: valid ({len(config.models)} model(s) × {dtypes} × "
+          f"{len(config.variants)} variant(s) × {len(config.threads)} thread setting(s) = {config.cell_count()} "
+          f"cell(s), target {config.target.kind})")
+    for model in ready:
+        facts = model.program_facts()
+        print(f"  {model.id}: ready program, {facts.dtype} ({facts.dtype_evidence}), delegation {facts.delegation}")
     return 0
 
 
@@ -317,7 +341,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     config, _source, config_dir = _load(args.sub_config)
     require_runtime()
-    root = args.sub_output_root or Path(config.output_root)
+    root = _output_root(args.sub_output_root) or Path(config.output_root)
     printer = EventPrinter()
     results: dict[Any, Any] = {}
     ok = True

@@ -16,7 +16,7 @@ CASES: dict[str, tuple[dict[str, object] | str, str]] = {
     "wrong type": (tiny_config(warmup="three"), "`warmup`"),
     "negative count": (tiny_config(iterations=-5), "`iterations`"),
     "unknown model": (tiny_config(models=[{"builtin": "mobilenet_quik"}]), "did you mean `mobilenet_quick`?"),
-    "missing pte": (tiny_config(models=[{"pte": "nope.pte"}]), "missing file: nope.pte"),
+    "missing pte": ({"models": [{"pte": "nope.pte"}]}, "missing file: nope.pte"),
     "not json": ("{ models: [", "invalid JSON"),
 }
 

@@ -79,12 +79,12 @@ def test_model_needs_exactly_one_source() -> None:
 
 def test_duplicate_variant_names_rejected() -> None:
     err = _error(tiny_config(variants=[{"name": "a"}, {"name": "a", "delegate": "portable"}]))
-    assert "repeated: ['a']" in err.what
+    assert "variants[1] repeats variants[0] (the name `a`)" in err.what
 
 
 def test_missing_pte_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    path.write_text(json.dumps(tiny_config(models=[{"pte": "missing.pte"}])))
+    path.write_text(json.dumps({"models": [{"pte": "missing.pte"}]}))
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "models[0].pte points at a missing file: missing.pte" in info.value.what

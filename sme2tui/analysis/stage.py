@@ -40,7 +40,8 @@ def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
     if claims_sme2:
         note = ("variants are labelled sme2 on/off, but the CPU that ran them has no SME2: this is NOT an SME2 "
                 "comparison (both sides ran without SME2 kernels)")
-    elif {base.delegate, cand.delegate} == {"xnnpack", "portable"}:
+    elif {base.export_delegate, cand.export_delegate} == {"xnnpack", "portable"} and \
+            not any(m.pte for m in config.models):
         note = ("XNNPACK-delegated kernels vs ExecuTorch's portable (reference C++) kernels on this CPU; "
                 "no SME2 is involved")
     return {"label": f"{cand.display} vs {base.display}", "baseline": base.name, "candidate": cand.name,

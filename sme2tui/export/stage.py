@@ -9,10 +9,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sme2tui.config import ModelSpec, RunConfig
 from sme2tui.errors import ExportError
-from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, StepFinished, StepStarted
+from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, Progress, StepFinished, StepStarted
+from sme2tui.export.cache import builtin_cache_key, cached_entry
 from sme2tui.export.results import ExportRecord, NumericsCheck
 from sme2tui.fileio import sha256_file
 from sme2tui.models.registry import builtin_model
@@ -49,15 +51,35 @@ class ExportedProgram:
 
 
 def needed_exports(config: RunConfig) -> list[tuple[ExportKey, ModelSpec]]:
-    delegates = list(dict.fromkeys(v.delegate for v in config.variants))
+    """Every program the config's cells run, once: a ready .pte is one program (its own dtype and delegation);
+    a model sme2tui exports is one program per dtype and per delegate its variants ask for."""
+    delegates = list(dict.fromkeys(v.export_delegate for v in config.variants))
     wanted: list[tuple[ExportKey, ModelSpec]] = []
     for i, model in enumerate(config.models):
         if model.builtin:
             builtin_model(model.builtin, where=f"models[{i}].builtin")  # unknown names fail before any work
+        if model.pte:
+            facts = model.program_facts()
+            wanted.append((ExportKey(model.id, facts.dtype, facts.delegation), model))
+            continue
         for dtype in config.dtypes:
             for delegate in delegates:
                 wanted.append((ExportKey(model.id, dtype, delegate), model))
     return wanted
+
+
+def _from_cache(key: ExportKey, folder: Path, record: ExportRecord) -> ExportedProgram:
+    return ExportedProgram(key, folder, folder / record.pte, folder / record.etrecord if record.etrecord else None,
+                           record.pte_sha256, record)
+
+
+def _cache_hit_events(key: ExportKey, folder: Path, record: ExportRecord) -> Iterator[Event]:
+    """The events the export worker sends for a program it found in the cache."""
+    yield Checkpoint("export", "export cache", "pass", f"unchanged since last export ({record.key[:12]}), reused",
+                     subject=key.subject)
+    n = record.numerics
+    yield Checkpoint("export", "numerics vs eager", n.status, n.detail, n.fix, subject=key.subject)
+    yield ArtifactWritten("export", str(folder), "export", record.pte_sha256)
 
 
 def run_exports(
@@ -69,19 +91,30 @@ def run_exports(
     cancel: threading.Event | None = None,
     results: dict[ExportKey, ExportedProgram] | None = None,
 ) -> Iterator[Event]:
-    """Yield export events; fill `results` with every program that is ready to run."""
+    """Yield export events; fill `results` with every program that is ready to run.
+
+    Ready programs and cached built-ins are served here, without a worker (and so without importing torch);
+    only programs that must be exported, and factories (keyed on their content, see export/cache.py), go to
+    the export worker. Programs are served under the name the config uses now, whatever name exported them.
+    """
     results = {} if results is None else results
     yield StepStarted("export", "Export models to ExecuTorch")
     items = []
-    for key, spec in needed_exports(config):
+    wanted = needed_exports(config)
+    explicit_dtypes = "dtypes" in config.model_fields_set
+    for key, spec in wanted:
         if spec.pte:
             pte = Path(spec.pte)
+            facts = spec.program_facts()
             results[key] = ExportedProgram(key, None, pte, Path(spec.etrecord) if spec.etrecord else None,
                                            sha256_file(pte), None)
-            yield Checkpoint("export", "ready .pte", "pass", f"using {pte.name} as given (no export)",
-                             subject=key.subject)
+            note = f"; `dtypes` ({', '.join(config.dtypes)}) does not apply to it" if explicit_dtypes and \
+                config.dtypes != [facts.dtype] else ""
+            yield Checkpoint("export", "ready .pte", "pass",
+                             f"using {pte.name} as given (no export): {facts.dtype} program ({facts.dtype_evidence}), "
+                             f"delegation {facts.delegation}, read from the program{note}", subject=key.subject)
             continue
-        items.append({
+        item: dict[str, Any] = {
             "subject": key.subject,
             "model_id": key.model,
             "model": spec.model_dump(mode="json"),
@@ -90,24 +123,28 @@ def run_exports(
             "seed": config.seed,
             "validate": config.validate_numerics,
             "config_dir": str(config_dir) if config_dir else None,
-        })
-    by_subject = {f"{k.model}/{k.dtype}/{k.delegate}": k for k, _ in needed_exports(config)}
-    failures: list[Checkpoint] = []
+        }
+        if spec.builtin:
+            item["cache_key"] = builtin_cache_key(spec, key.dtype, key.delegate, config.seed)
+            hit = cached_entry(cache_root, item["cache_key"], want_numerics=config.validate_numerics)
+            if hit is not None:
+                results[key] = _from_cache(key, *hit)
+                yield from _cache_hit_events(key, *hit)
+                continue
+        items.append(item)
+    by_subject = {k.subject: k for k, _ in wanted}
     if items:
         job = {"cache_root": str(cache_root), "items": items}
+        current: ExportKey | None = None  # the worker announces each item with a Progress event first
         try:
             for event in run_worker("sme2tui.export.worker", job, step="export", cancel=cancel,
                                     stderr_log=log_path):
-                if isinstance(event, ArtifactWritten) and event.kind == "export":
+                if isinstance(event, Progress):
+                    current = by_subject.get(event.subject)
+                if isinstance(event, ArtifactWritten) and event.kind == "export" and current is not None:
                     folder = Path(event.path)
                     record = ExportRecord.model_validate_json((folder / "export.json").read_text())
-                    key = ExportKey(record.model, record.dtype, record.delegate)
-                    results[key] = ExportedProgram(
-                        key, folder, folder / record.pte, folder / record.etrecord if record.etrecord else None,
-                        record.pte_sha256, record,
-                    )
-                if isinstance(event, Checkpoint) and event.name == "export" and event.status == "fail":
-                    failures.append(event)
+                    results[current] = _from_cache(current, folder, record)
                 yield event
         except WorkerFailed as exc:
             yield LogLine("export", exc.stderr_tail, "error", "export")

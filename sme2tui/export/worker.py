@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import inspect
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sme2tui.events import ArtifactWritten, Checkpoint, LogLine, Progress
+from sme2tui.export.cache import cached_entry, entry_folder
 from sme2tui.export.results import (
     COSINE_THRESHOLDS,
     RECIPE_VERSION,
@@ -61,8 +61,7 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
 
         meta = builtin_model(spec["builtin"])
         model, inputs = builtin_module.build(meta, seed)
-        code = Path(inspect.getfile(builtin_module)).read_bytes() + json.dumps(meta.params, sort_keys=True).encode()
-        return model, inputs, f"builtin:{meta.id}", hashlib.sha256(code).hexdigest()
+        return model, inputs, f"builtin:{meta.id}", ""  # keyed by the parent's recipe key (export/cache.py)
     factory = spec["factory"]
     module_name, _, func_name = factory.partition(":")
     for extra in (item.get("config_dir"), str(Path.cwd())):
@@ -90,9 +89,53 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
         )
     model, inputs = produced
     inputs = tuple(inputs) if isinstance(inputs, list | tuple) else (inputs,)
-    source_file = inspect.getsourcefile(module)
-    code = Path(source_file).read_bytes() if source_file else factory.encode()
-    return model.eval(), inputs, f"factory:{factory}", hashlib.sha256(code).hexdigest()
+    return model.eval(), inputs, f"factory:{factory}", factory_code_hash(factory, module, model)
+
+
+MAX_SOURCE_FILES = 2000
+
+
+def factory_code_hash(factory: str, module: Any, model: torch.nn.Module) -> str:
+    """The factory's identity and the user code that defines its model.
+
+    Hashed: the `module:function` string (two factories in one file may return weight-free models that
+    differ only in code), every loaded module inside the factory's own package (for a lone module: the
+    loaded modules in its folder, say a helper it imports), and the files that define the model's classes
+    wherever they live outside the Python installation. Installed packages (torch, timm, …) are not hashed:
+    their effect is in the weights and inputs, which the content key hashes too.
+    """
+    installed = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
+
+    def is_installed(path: Path) -> bool:
+        return any(path.is_relative_to(r) for r in installed) or bool(
+            {"site-packages", "dist-packages"} & set(path.parts))
+
+    def source_of(mod: Any) -> Path | None:
+        path = getattr(mod, "__file__", None)
+        return Path(path).resolve() if isinstance(path, str) and path.endswith(".py") else None
+
+    files: set[Path] = set()
+    top_file = source_of(sys.modules.get(module.__name__.partition(".")[0]))
+    if top_file is not None:
+        files.add(top_file)
+        is_package = top_file.name == "__init__.py"
+        root = top_file.parent
+        if is_package or not is_installed(root):
+            for loaded in list(sys.modules.values()):
+                path = source_of(loaded)
+                if path is not None and path.is_relative_to(root) and (is_package or not is_installed(path)):
+                    files.add(path)
+    for sub in model.modules():
+        path = source_of(sys.modules.get(type(sub).__module__))
+        if path is not None and not is_installed(path):
+            files.add(path)
+    if (own := source_of(module)) is not None:
+        files.add(own)
+    h = hashlib.sha256(factory.encode())
+    for path in sorted(files)[:MAX_SOURCE_FILES]:
+        if path.is_file():
+            h.update(str(path).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def tensor_digest(h: Any, tensor: torch.Tensor) -> None:
@@ -238,16 +281,20 @@ def check_numerics(pte: bytes, model: torch.nn.Module, dtype: str, samples: list
 
 def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path) -> Path:
     subject = item["subject"]
-    model, inputs, source, code_hash = load_model(item)
-    key = content_key(item, model, inputs, code_hash, versions)
-    folder = cache_root / key[:20]
-    record_path = folder / "export.json"
-    if record_path.is_file():
-        record = ExportRecord.model_validate_json(record_path.read_text())
-        if (folder / record.pte).is_file() and sha256_file(folder / record.pte) == record.pte_sha256:
-            emit(Checkpoint("export", "export cache", "pass", f"unchanged since last export ({key[:12]}), reused",
-                            subject=subject))
-            return folder
+    want_numerics = bool(item.get("validate", True))
+    # Built-ins come with the parent's torch-free recipe key; factories are keyed on their content.
+    key: str | None = item.get("cache_key")
+    if key is None:
+        model, inputs, source, code_hash = load_model(item)
+        key = content_key(item, model, inputs, code_hash, versions)
+    hit = cached_entry(cache_root, key, want_numerics=want_numerics)
+    if hit is not None:
+        emit(Checkpoint("export", "export cache", "pass", f"unchanged since last export ({key[:12]}), reused",
+                        subject=subject))
+        return hit[0]
+    if item.get("cache_key") is not None:
+        model, inputs, source, _ = load_model(item)
+    folder = entry_folder(cache_root, key)
     tmp = cache_root / f".{key[:20]}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -282,7 +329,7 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
     with torch.no_grad():
         reference = flat_outputs(model(*samples[0]))
     reference_files = save_tensors(tmp / "reference", "output", reference)
-    if item.get("validate", True):
+    if want_numerics:
         numerics = check_numerics(pte_bytes, model, dtype, samples, program_samples)
         if numerics.status == "fail" and delegation.non_delegated_ops:
             suspects = ", ".join(delegation.non_delegated_ops)
@@ -333,4 +380,9 @@ def main(job_path: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1]))
+    code = main(sys.argv[1])
+    # Every event is flushed (emit flushes each line). Skip the interpreter's teardown: unloading torch and
+    # ExecuTorch takes ~0.3–1 s, and the parent waits for this exit before it moves on.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

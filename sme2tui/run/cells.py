@@ -25,10 +25,11 @@ class Cell:
 
 
 def plan_cells(config: RunConfig) -> list[Cell]:
+    """Every cell, in run order. A ready .pte has one dtype, its own (`dtypes` applies to exports only)."""
     return [
         Cell(model.id, dtype, variant.name, threads)
         for model in config.models
-        for dtype in config.dtypes
+        for dtype in ([model.program_facts().dtype] if model.pte else config.dtypes)
         for threads in config.threads
         for variant in config.variants
     ]

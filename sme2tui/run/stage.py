@@ -24,7 +24,12 @@ from sme2tui.workers.launcher import WorkerFailed, run_worker
 
 
 def program_key(config: RunConfig, cell: Cell) -> ExportKey:
-    return ExportKey(cell.model, cell.dtype, config.variant(cell.variant).delegate)
+    """The program a cell runs: a ready .pte as it is, else the export for the variant's delegate."""
+    model = config.model(cell.model)
+    if model.pte:
+        facts = model.program_facts()
+        return ExportKey(cell.model, facts.dtype, facts.delegation)
+    return ExportKey(cell.model, cell.dtype, config.variant(cell.variant).export_delegate)
 
 
 def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]) -> dict[ExportKey, Path]:
@@ -127,11 +132,42 @@ def check_factories(config: RunConfig, config_dir: Path | None) -> None:
         del sys.path[:len(extra)]
 
 
+def check_cpu_affinity(cpus: list[int]) -> None:
+    """Pinning to a CPU this process may not use fails in every runner's exec (EINVAL): say so before any work."""
+    import os
+
+    if not hasattr(os, "sched_getaffinity"):
+        raise ConfigError("target.cpu_affinity needs Linux (this system cannot pin processes to CPUs)",
+                          where="target.cpu_affinity", fix="remove `cpu_affinity` from the config")
+    allowed = sorted(os.sched_getaffinity(0))
+    missing = [c for c in cpus if c not in allowed]
+    if missing:
+        raise ConfigError(
+            f"target.cpu_affinity names CPU(s) this process may not use: {', '.join(map(str, missing[:8]))}"
+            + (" …" if len(missing) > 8 else ""),
+            where="target.cpu_affinity",
+            fix=f"use CPUs from {_ranges(allowed)} (what this machine lets this process use; see `nproc`/`taskset -p "
+            "$$`), or remove `cpu_affinity`")
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    out: list[str] = []
+    for value in values:
+        if out and value == int(out[-1].split("-")[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{value}"
+        else:
+            out.append(str(value))
+    return ", ".join(out)
+
+
 def preflight(config: RunConfig, config_dir: Path | None = None) -> None:
     """Fail before any work (and before a run folder exists) when a variant names a runner that is not
     built or a factory's module cannot be found. `auto`/`native` host runners are built by the pipeline
     itself, so they pass here."""
     check_factories(config, config_dir)
+    if config.target.kind == "host" and config.target.cpu_affinity:
+        check_cpu_affinity(config.target.cpu_affinity)
     if config.target.kind == "android":
         from sme2tui.run.android import android_preflight
 
