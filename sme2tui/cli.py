@@ -201,6 +201,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
         source, config_dir = str(args.resume / "config.json"), None
     else:
         config, source, config_dir = _load(args.config)
+    if args.categories:
+        from sme2tui.analysis.categorize import Categorizer
+
+        Categorizer.load(args.categories)  # a bad rules file fails now, not after every cell was measured
     output_root = _output_root(args.output_root) or (args.resume.parent if args.resume else
                                                      Path(config.output_root))
     printer = EventPrinter(args.verbose)

@@ -617,6 +617,14 @@ def resolve_paths(config: RunConfig, *, base: Path) -> RunConfig:
                 p = expand_path(value, f"models[{i}].{key}")
                 p = p if p.is_absolute() else (base / p)
                 check_path_length(p, f"models[{i}].{key}")
+                try:
+                    exists = p.exists()
+                except OSError as exc:
+                    raise ConfigError(f"cannot look at models[{i}].{key}: {exc.strerror}", where=f"models[{i}].{key}",
+                                      fix="check the path and the permissions of its folders") from None
+                if exists and not p.is_file():
+                    raise ConfigError(f"models[{i}].{key} is not a regular file: {shown(value)}",
+                                      where=f"models[{i}].{key}", fix=f"point `{key}` at the program file itself")
                 if not p.is_file():
                     raise ConfigError(
                         f"models[{i}].{key} points at a missing file: {shown(value)}",
@@ -654,8 +662,8 @@ def _check_ready_program_facts(config: RunConfig) -> None:
             if variant.delegate in ("xnnpack", "portable") and variant.delegate != facts.delegation:
                 raise ConfigError(
                     f"variant `{variant.name}` asks for delegate `{variant.delegate}`, but models[{i}] "
-                    f"({model.source}) is a `{facts.delegation}` program: the delegation is baked into a .pte when "
-                    "it is exported", where=f"variants[{index}].delegate",
+                    f"({model.source}) was exported with delegation `{facts.delegation}`: the delegation is baked "
+                    "into a .pte when it is exported", where=f"variants[{index}].delegate",
                     fix="leave `delegate` out of the variant (a ready program runs as exported), or export the "
                     f"model again with {variant.delegate}")
         if "dtypes" in config.model_fields_set and all(m.pte for m in config.models) \

@@ -163,37 +163,34 @@ def _line_col(text: str, index: int) -> str:
     return f"{line}:{index - (text.rfind(chr(10), 0, index) + 1) + 1}"
 
 
-def read_config_text(path: Path) -> str:
-    """The config file's text, refusing folders, unreadable files, oversized input and non-UTF-8."""
+def read_config_text(path: Path, *, what: str = "config",
+                     missing_fix: str = "check the path, or create one with `sme2tui init` or from configs/templates/"
+                     ) -> str:
+    """The file's text, refusing folders, unreadable files, oversized input and non-UTF-8."""
     where = str(path)
     try:
         fd = os.open(path, os.O_RDONLY)
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a folder, not a config file", where=where,
-                          fix="pass the JSON file inside it, e.g. --config configs/examples/quickstart.json"
-                          ) from None
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}", where=where,
-                          fix="check the path, or create one with `sme2tui init` or from configs/templates/"
-                          ) from None
+        raise ConfigError(f"{what} file not found: {path}", where=where, fix=missing_fix) from None
     except OSError as exc:
-        raise ConfigError(f"cannot open the config: {exc.strerror}", where=where,
+        raise ConfigError(f"cannot open the {what} file: {exc.strerror}", where=where,
                           fix="check the path and its permissions") from None
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
-            raise ConfigError(f"{path} is a folder, not a config file", where=where,
-                              fix="pass the JSON file inside it")
+            raise ConfigError(f"{path} is a folder, not a {what} file", where=where,
+                              fix="pass the JSON file inside it, e.g. configs/examples/quickstart.json"
+                              if what == "config" else "pass the JSON file inside it")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", where=where,
+        raise ConfigError(f"cannot read the {what} file: {exc.strerror}", where=where,
                           fix="check the path and its permissions") from None
     finally:
         os.close(fd)
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"the config is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MB", where=where,
-                          fix="a config is a few KB of JSON; check you passed the right file")
+        raise ConfigError(f"the {what} file is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MB", where=where,
+                          fix="it should be a few KB of JSON; check you passed the right file")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError("the config is not UTF-8 text", where=where, fix="save it as UTF-8 JSON") from None
+        raise ConfigError(f"the {what} file is not UTF-8 text", where=where, fix="save it as UTF-8 JSON") from None

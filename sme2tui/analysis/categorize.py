@@ -6,7 +6,6 @@ matches lands in OTHER *and* is reported as unknown, so nobody is silently misle
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,28 +63,37 @@ class Categorizer:
 
 @lru_cache(maxsize=8)
 def _load(path: str) -> Categorizer:
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read category rules: {exc.strerror}", where=path,
-                          fix="check the --categories path") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"category rules are not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}",
-                          fix="fix the JSON syntax") from None
+    from sme2tui.config_json import loads, read_config_text
+
+    text = read_config_text(Path(path), what="category rules", missing_fix="check the --categories path")
+    data = loads(text, path)  # bounded read; duplicate keys, bad JSON: ConfigError
+    fix = "compare with configs/categories.json: {\"rules\": [{\"category\": \"CONV\", \"match\": \"REGEX\"}, …]}"
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        got = _json_type(data) if not isinstance(data, dict) else f"`rules` as {_json_type(data.get('rules'))}"
+        raise ConfigError(f"category rules must be a JSON object with a `rules` list (got {got})", where=path, fix=fix)
     rules = []
-    for i, raw in enumerate(data.get("rules", [])):
+    for i, raw in enumerate(data["rules"]):
         where = f"{path}: rules[{i}]"
         if not isinstance(raw, dict) or raw.get("category") not in CATEGORIES or "match" not in raw:
             raise ConfigError("each rule needs `category` (one of " + ", ".join(CATEGORIES) + ") and `match`",
-                              where=where, fix="compare with configs/categories.json")
+                              where=where, fix=fix)
+        if not isinstance(raw["match"], str) or not isinstance(raw.get("note", ""), str):
+            raise ConfigError("`match` (and `note`) must be strings", where=where,
+                              fix="write the regular expression as a JSON string")
         try:
             pattern = re.compile(raw["match"], re.IGNORECASE)
-        except re.error as exc:
+        except (re.error, RecursionError, OverflowError) as exc:
             raise ConfigError(f"bad regular expression: {exc}", where=where, fix="fix the `match` regex") from None
         rules.append(Rule(raw["category"], pattern, raw.get("note", "")))
     if not rules:
         raise ConfigError("no rules in the category file", where=path, fix="compare with configs/categories.json")
     return Categorizer(rules, path)
+
+
+def _json_type(value: object) -> str:
+    kinds = ((bool, "true/false"), (dict, "an object"), (list, "an array"), (str, "a string"), (int, "a number"),
+             (float, "a number"))
+    return "nothing" if value is None else next((name for t, name in kinds if isinstance(value, t)), "a value")
 
 
 _TYPES = re.compile(r"\(([^)]*)\)\s*(\S.*)?$")

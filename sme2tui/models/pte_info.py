@@ -374,9 +374,9 @@ def _decide_dtype(inputs: tuple[TensorInfo, ...], tensor_types: Counter[str], ac
                         f"choose_qparams ({', '.join(shown[:4])})")
     input_floats = _float_counts(Counter(t.dtype for t in inputs))
     if input_floats:
-        dtype = input_floats.most_common(1)[0][0]
-        return dtype, (f"floating point: the method's floating-point inputs are {dtype} "
-                       f"({', '.join(f'{k} {v}' for k, v in input_floats.most_common())})")
+        dtype, count = input_floats.most_common(1)[0]
+        total = sum(input_floats.values())
+        return dtype, f"floating point: {count} of the method's {total} floating-point input(s) are {dtype}"
     for what, floats in (("activations", _float_counts(activation_types)),
                          ("tensors", _float_counts(tensor_types, xnn_types))):
         if floats:

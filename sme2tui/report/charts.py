@@ -114,6 +114,15 @@ def _markdown_safe(text: str) -> str:
     return text.replace("\n", " ").replace("[", "(").replace("]", ")")
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """Escaped for XML text and without the characters XML 1.0 forbids even when escaped (control characters,
+    lone surrogates, U+FFFE/U+FFFF): operator names come from ETDumps, which any runner may write."""
+    return escape(_XML_INVALID.sub("\ufffd", text))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "cell"
 
@@ -137,7 +146,7 @@ class _Svg:
         if tooltip is None:
             self.body.append(f"<rect {attrs}/>")
         else:
-            self.body.append(f"<rect {attrs}><title>{escape(tooltip)}</title></rect>")
+            self.body.append(f"<rect {attrs}><title>{_xml(tooltip)}</title></rect>")
 
     def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str, width: float = 1.0,
              extra: str = "") -> None:
@@ -155,7 +164,7 @@ class _Svg:
             attrs += f' fill="{fill}"'
         if css_class:
             attrs += f" class={quoteattr(css_class)}"
-        self.body.append(f"<text {attrs}>{escape(content)}</text>")
+        self.body.append(f"<text {attrs}>{_xml(content)}</text>")
 
     def mark(self) -> int:
         """Position in the element list, for drawing something behind what follows (see `_draw_axis`)."""
@@ -168,8 +177,8 @@ class _Svg:
                 f'font-family={quoteattr(FONT)} fill="{TEXT}">')
         lines = [
             head,
-            f'<title id="{self.ident}-title">{escape(self.title)}</title>',
-            f'<desc id="{self.ident}-desc">{escape(self.desc)}</desc>',
+            f'<title id="{self.ident}-title">{_xml(self.title)}</title>',
+            f'<desc id="{self.ident}-desc">{_xml(self.desc)}</desc>',
             f'<rect x="0" y="0" width="{w}" height="{h}" fill="#FFFFFF"/>',
             *self.body,
             "</svg>",
