@@ -470,7 +470,7 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> li
         current = _model_of(field.annotation, node)
     if current is None:
         return []
-    return [f.alias or n for n, f in current.model_fields.items()]
+    return [f.alias or n for n, f in current.model_fields.items() if n != "program"]  # `program`: ours, hidden
 
 
 def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:

@@ -136,6 +136,8 @@ def check_tree(data: Any, source: str) -> None:
 
 def loads(text: str, source: str) -> Any:
     """Parse config JSON strictly (see the module docstring); raises ConfigError."""
+    if not text.strip():
+        raise ConfigError("the file is empty", where=source, fix="write a JSON object, e.g. {\"models\": [...]}")
     try:
         data = json.loads(text, object_pairs_hook=_object, parse_int=_integer, parse_constant=_constant)
     except _TooManyDigits as exc:
@@ -169,7 +171,10 @@ def read_config_text(path: Path, *, what: str = "config",
     """The file's text, refusing folders, unreadable files, oversized input and non-UTF-8."""
     where = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # Non-blocking open: a FIFO nobody writes to must not hang us (reads block again below, and end at
+        # once when no writer has it open; process substitution, `<(…)`, still works).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        os.set_blocking(fd, True)
     except FileNotFoundError:
         raise ConfigError(f"{what} file not found: {path}", where=where, fix=missing_fix) from None
     except OSError as exc:

@@ -18,7 +18,7 @@ from sme2tui.errors import AnalysisError
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
 from sme2tui.fileio import write_json_atomic, write_text_atomic
 from sme2tui.reference import squeezesam
-from sme2tui.run.cells import plan_cells
+from sme2tui.run.cells import Cell, plan_cells
 from sme2tui.run.folder import RunFolder
 
 LATENCY_STATISTIC = ("end-to-end latency = Method::execute per measured iteration from the ETDump "
@@ -147,7 +147,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         for cell in plan_cells(config):
             if cell.variant != pair.baseline:
                 continue
-            cand_id = cell.id.replace(f"__{pair.baseline}__", f"__{pair.candidate}__")
+            cand_id = Cell(cell.model, cell.dtype, pair.candidate, cell.threads).id  # not a string replace: a
+            # variant may be named like a dtype (`fp16`), and ids are built, never parsed
             if cell.id in cells and cand_id in cells:
                 pairs.append(compare_cells(cells[cell.id], cells[cand_id], seed=config.seed))
     for p in pairs:
