@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -221,6 +221,13 @@ class AndroidTarget(_Strict):
         "test doubles that execute host binaries; never useful on a real phone."
     )
     device_dir: str = Field("/data/local/tmp/sme2tui", min_length=1, max_length=1024)
+
+    @field_validator("serials", "connect")
+    @classmethod
+    def _unique_endpoints(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        _require_unique(values, str(info.field_name), lambda v: f"`{shown(v)}`",
+                        fix="list each device once: the same device twice would run two cells on it at once")
+        return values
     cpu_mask: str | None = Field(None, max_length=64,
                                  description="taskset mask; default: the biggest cores from cpufreq.")
     cooldown_s: Annotated[float, Field(ge=0, le=600)] = 0.0

@@ -186,7 +186,9 @@ CASES: dict[str, tuple[str, str]] = {
     "repeated cpu": (_with(target={"kind": "host", "cpu_affinity": [0, 0]}), "repeats"),
     "as-exported for an exported model": (_with(variants=[{"name": "a", "delegate": "as-exported"}]),
                                           "says `as-exported`, but models[0]"),
+    "repeated device": (_with(target={"kind": "android", "serials": ["A1", "A1"]}), "serials[1] repeats serials[0]"),
     "config is a list": ("[1, 2]", "the config must be a JSON object"),
+    "empty file": ("  \n", "the file is empty"),
     "not UTF-8": ("\udcff{", "not UTF-8"),
 }
 
@@ -204,6 +206,15 @@ def test_problem_list_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, output = validate(tmp_path, _with(**{f"unknown{i}": i for i in range(500)}), capsys)
     assert code == ExitCode.CONFIG and "the config has 500 problems" in output and "… and 488 more" in output
     assert len(output) < 5000
+
+
+def test_factory_package_that_raises_on_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    package = tmp_path / "brokenpkg_sme2tui_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('boom at import')\n")
+    code, output = validate(tmp_path, _with(models=[{"factory": "brokenpkg_sme2tui_test.model:build"}]), capsys)
+    assert code == ExitCode.CONFIG and "RuntimeError: boom at import" in output, output
+    assert "models[0].factory" in output
 
 
 def test_largest_seed_is_accepted() -> None:

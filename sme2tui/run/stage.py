@@ -122,6 +122,12 @@ def check_factories(config: RunConfig, config_dir: Path | None) -> None:
                 found = importlib.util.find_spec(module) is not None
             except (ImportError, ValueError):
                 found = False
+            except Exception as exc:  # finding `pkg.mod` imports `pkg`: its __init__ is user code and may fail
+                raise ConfigError(
+                    f"importing the package of factory `{model.factory}` failed: {type(exc).__name__}: "
+                    f"{str(exc)[:200]}", where=f"models[{index}].factory",
+                    fix="fix the package's __init__.py (try `python -c \"import " + module.partition(".")[0] +
+                    "\"`)") from None
             if not found:
                 raise ConfigError(
                     f"cannot find module `{module}` for factory `{model.factory}`",
