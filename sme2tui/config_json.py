@@ -23,8 +23,8 @@ from sme2tui.errors import ConfigError
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a real config is a few KB; the bound keeps /dev/zero & co. harmless
 MAX_DEPTH = 24  # the deepest real key (target.serials[i]) is 3 levels down
 MAX_INT_DIGITS = 30  # the biggest allowed number (seed, 2**32 - 1) has 10 digits
-# Free text may hold line breaks and tabs; names, paths and keys may not.
-MULTILINE_FIELDS = frozenset({"description", "label"})
+# The description may hold line breaks and tabs; labels, names, paths and keys may not.
+MULTILINE_FIELDS = frozenset({"description"})
 _BIDI = {0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
 
 

@@ -216,6 +216,7 @@ def test_ready_fp16_program_runs_and_is_labelled_fp16(session_root: Path, tmp_pa
     manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
     (entry,) = manifest["exports"].values()
     assert (entry["dtype"], entry["delegate"]) == ("fp16", "xnnpack")
+    assert entry["read_from_program"]["dtype_evidence"].startswith("floating point: 1 of the method's 1")
     summary = json.loads((Path(out["run_dir"]) / "analysis" / "summary.json").read_text())
     assert summary["cells"][cell_id]["dtype"] == "fp16"
     assert "fp16 program" in result.stderr and "delegation xnnpack, read from the program" in result.stderr

@@ -42,6 +42,7 @@ class ExportedProgram:
     etrecord: Path | None
     pte_sha256: str
     record: ExportRecord | None
+    read_from_program: dict[str, str] | None = None  # a ready .pte: its dtype and delegation, and the evidence
 
     @property
     def numerics(self) -> NumericsCheck:
@@ -107,7 +108,7 @@ def run_exports(
             pte = Path(spec.pte)
             facts = spec.program_facts()
             results[key] = ExportedProgram(key, None, pte, Path(spec.etrecord) if spec.etrecord else None,
-                                           sha256_file(pte), None)
+                                           sha256_file(pte), None, facts.model_dump())
             note = f"; `dtypes` ({', '.join(config.dtypes)}) does not apply to it" if explicit_dtypes and \
                 config.dtypes != [facts.dtype] else ""
             yield Checkpoint("export", "ready .pte", "pass",

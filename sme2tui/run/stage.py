@@ -66,6 +66,7 @@ def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]
                 ]
         else:
             entry["source"] = f"pte:{program.pte}"
+            entry["read_from_program"] = program.read_from_program
         exports[stem] = entry
         placed[key] = pte
     folder.update(exports=exports)
