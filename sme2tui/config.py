@@ -221,6 +221,12 @@ class AndroidTarget(_Strict):
         "test doubles that execute host binaries; never useful on a real phone."
     )
     device_dir: str = Field("/data/local/tmp/sme2tui", min_length=1, max_length=1024)
+    cpu_mask: str | None = Field(None, max_length=64,
+                                 description="taskset mask; default: the biggest cores from cpufreq.")
+    cooldown_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    fixed_performance_mode: bool = False
+    cleanup: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=7200)] = 600.0
 
     @field_validator("serials", "connect")
     @classmethod
@@ -228,12 +234,6 @@ class AndroidTarget(_Strict):
         _require_unique(values, str(info.field_name), lambda v: f"`{shown(v)}`",
                         fix="list each device once: the same device twice would run two cells on it at once")
         return values
-    cpu_mask: str | None = Field(None, max_length=64,
-                                 description="taskset mask; default: the biggest cores from cpufreq.")
-    cooldown_s: Annotated[float, Field(ge=0, le=600)] = 0.0
-    fixed_performance_mode: bool = False
-    cleanup: bool = False
-    timeout_s: Annotated[float, Field(gt=0, le=7200)] = 600.0
 
 
 class EmulatedTarget(_Strict):
@@ -374,7 +374,7 @@ class RunConfig(_Strict):
         exported = [(i, m) for i, m in enumerate(self.models) if not m.pte]
         default = "xnnpack" if exported else "as-exported"
         _require_unique([json.dumps({**v.setup(), "delegate": v.delegate or default}, sort_keys=True)
-                         for v in self.variants], "variants", lambda _: "the same settings: delegate, runner, sme2",
+                         for v in self.variants], "variants", lambda _: "the same settings: all but name and label",
                         fix="remove one: they would measure the same thing twice (to measure longer, raise "
                         "`iterations` or `rounds`)")
         for index, variant in enumerate(self.variants):

@@ -168,7 +168,7 @@ CASES: dict[str, tuple[str, str]] = {
     "repeated variant name": (_with(variants=[{"name": "a"}, {"name": "a", "delegate": "portable"}]),
                               "variants[1] repeats variants[0] (the name `a`)"),
     "variants with the same settings": (_with(variants=[{"name": "a"}, {"name": "b", "delegate": "xnnpack"}]),
-                                        "variants[1] repeats variants[0] (the same settings"),
+                                        "variants[1] repeats variants[0] (the same settings: all but name and label)"),
     "200,000 threads": (_with(threads=list(range(1, 201)) * 1000), "at most 64 items"),
     "too many cells": (_with(models=[{"builtin": m} for m in ("mobilenet_quick", "mobilenet", "vit_quick")],
                              dtypes=["fp32", "fp16", "int8", "int8-dynamic"],
