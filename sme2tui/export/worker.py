@@ -350,7 +350,13 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
     )
     (tmp / "export.json").write_text(record.model_dump_json(indent=2))
     shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)  # atomic publish: a cache entry is complete or absent
+    try:
+        tmp.rename(folder)  # atomic publish: a cache entry is complete or absent
+    except OSError:
+        # Another sme2tui published the same program meanwhile (same key: same program); use theirs.
+        if cached_entry(cache_root, key, want_numerics=want_numerics) is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
