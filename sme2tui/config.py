@@ -58,9 +58,10 @@ class _Strict(BaseModel):
 class ProgramFacts(_Strict):
     """What a ready .pte is, read from the program itself when the config is loaded (never from the user)."""
 
-    dtype: str
-    delegation: str
-    dtype_evidence: str = ""
+    # Patterns: both become parts of cell ids and file names (what pte_info produces always matches them).
+    dtype: Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=32)]
+    delegation: Annotated[str, Field(pattern=r"^[a-z0-9]+(\+[a-z0-9]+)*$", max_length=200)]
+    dtype_evidence: str = Field("", max_length=2000)
 
 
 class ModelSpec(_Strict):
