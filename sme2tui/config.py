@@ -152,7 +152,7 @@ class VariantSpec(_Strict):
         "models sme2tui exports, `as-exported` for ready programs.",
     )
     runner: str = Field(
-        "auto", max_length=MAX_NAME,
+        "auto", min_length=1, max_length=MAX_PATH_BYTES,  # a name, or the path of a runner binary
         description="`auto` (native host runner if built, else the Python runtime), `python`, `native`, "
         "or the name of a built runner such as `sme2-on`/`sme2-off`; `arm64` (= `auto`) on the emulated target.",
     )
