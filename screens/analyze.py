@@ -83,6 +83,7 @@ class AnalyzeScreen(StepScreen):
                 yield Chart(id="plot-latency")
                 with Vertical(classes="tables"):
                     yield DataTable(id="table-latency", cursor_type="row")
+                    yield DataTable(id="table-peers", cursor_type="row")
                     # The published figures sit beside the measured ones, in their own labelled table.
                     yield DataTable(id="table-reflatency", cursor_type="row", classes="reference")
             with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
@@ -144,6 +145,10 @@ class AnalyzeScreen(StepScreen):
         reference = summary.get("reference") if self.show_reference else None
         self._table("#table-latency", ("variant", "p10", "median", "p90", "CV", "n"),
                     charts.latency_rows(cells))
+        peers = charts.peer_rows(cells)
+        self._table("#table-peers", ("variant", "load ms", "first ms", "p95", "p99", "peak RSS"), peers)
+        self.query_one("#table-peers", DataTable).border_title = "load, first inference, tail, memory"
+        self.query_one("#table-peers").display = bool(peers)
         if reference is not None:
             self._table("#table-reflatency", ("published", "SME2 off ms", "SME2 on ms", "speedup"),
                         charts.reference_latency_rows(reference))

@@ -32,6 +32,25 @@ def latency_rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, str, str, 
     return rows
 
 
+def peer_rows(cells: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Load, first inference, tail and peak memory per cell (summary `peers`; runs analyzed before have none)."""
+    from sme2tui.analysis.peers import format_bytes
+
+    def ms(value: Any) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    rows: list[tuple[str, ...]] = []
+    for cell in cells:
+        p = cell.get("peers")
+        if not p:
+            continue
+        lat = p["latency"]
+        tail = {q: ms(lat[f"p{q}_ms"]) if lat[f"p{q}_ms"] is not None else f"n<{lat[f'p{q}_min_n']}" for q in (95, 99)}
+        rows.append((cell["variant"], ms(p["load"]["method_load_ms"]), ms(p["first_inference"]["ms"]), tail[95],
+                     tail[99], format_bytes(p["memory"]["peak_rss_bytes"])))
+    return rows
+
+
 def category_shares(cell: dict[str, Any]) -> dict[str, float]:
     values = {c: float(cell.get("categories_ms", {}).get(c, 0.0)) for c in CATEGORIES}
     total = sum(values.values()) or 1.0

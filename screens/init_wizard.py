@@ -32,6 +32,7 @@ class InitAnswers:
     warmup: int = 3
     iterations: int = 20
     name: str = "my-run"
+    kit_config: str = ""  # start from a config of Arm's SME2 profiling kit instead of the questions
 
 
 def template_for(target: str) -> dict[str, Any]:
@@ -73,6 +74,16 @@ def ask() -> InitAnswers | None:
     """The questions; None if the user aborts (Ctrl-C / Esc)."""
     import questionary
 
+    start = questionary.select("Start from:", choices=[
+        questionary.Choice("a few questions (built-in models or your own)", "questions"),
+        questionary.Choice("a config of Arm's SME2 ExecuTorch profiling kit (import it)", "kit"),
+    ]).ask()
+    if start is None:
+        return None
+    if start == "kit":
+        path = questionary.path("Kit config (e.g. model_profiling/configs/my_experiment.json):",
+                                validate=lambda v: Path(v).expanduser().is_file() or "no such file").ask()
+        return None if path is None else InitAnswers(kit_config=str(Path(path).expanduser()))
     target = questionary.select("Where will the model run?", choices=[
         questionary.Choice("this host (export, run and analyze here)", "host"),
         questionary.Choice("an Android phone over adb (SME2 on/off runner pair)", "android"),
@@ -115,6 +126,22 @@ def ask() -> InitAnswers | None:
                        variants=variants, warmup=numbers[0], iterations=max(1, numbers[1]), name=name)
 
 
+def _import_kit(kit_config: Path, output: Path | None) -> int:
+    """The same as `sme2tui config import KIT_CONFIG`: the mapping table, then the file and whether it validates."""
+    from sme2tui.kit.importer import import_to_file, render_mapping, render_outcome
+
+    try:
+        result, out, validation = import_to_file(kit_config, output)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return int(exc.exit_code)
+    print(render_mapping(result), file=sys.stderr)
+    print(render_outcome(out, validation), file=sys.stderr)
+    if validation["valid"]:
+        print(f"  wizard:   sme2tui --config {out}", file=sys.stderr)
+    return 0
+
+
 def run_init(output: Path | None, answers: InitAnswers | None = None) -> int:
     """Ask (unless `answers` are given), write the config, say how to use it. Returns an exit code."""
     from sme2tui.exit_codes import ExitCode
@@ -123,6 +150,8 @@ def run_init(output: Path | None, answers: InitAnswers | None = None) -> int:
     if answers is None:
         print("no config written", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    if answers.kit_config:
+        return _import_kit(Path(answers.kit_config), output)
     try:
         data = build_config(answers)
     except ConfigError as exc:

@@ -225,6 +225,59 @@ def compare_reference(as_json: bool) -> str:
     return console(argv, stderr=not as_json)
 
 
+KIT_FIXTURE = ROOT / "tests" / "data" / "kit_run"
+KIT_CONFIG = "model_profiling/configs/toy_cnn_run.json"
+KIT_RUN = "model_profiling/out_toy_cnn/runs/mac"
+_STAMP = re.compile(r"\d{8}T\d{6}Z")
+
+
+@contextlib.contextmanager
+def _kit_checkout() -> Iterator[Path]:
+    """A checkout of Arm's kit as its own layout has it — a config, a program, a finished run folder — made from
+    tests/data/kit_run (real ETDumps from sme2tui's runner in the kit's layout; see its README)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "executorch_sme2_kit"
+        out = root / "model_profiling" / "out_toy_cnn"
+        shutil.copytree(KIT_FIXTURE / "runs" / "mac", out / "runs" / "mac")
+        (out / "artifacts").mkdir(parents=True)
+        shutil.copy(KIT_FIXTURE / "artifacts" / "toy_cnn_xnnpack_fp32.pte", out / "artifacts")
+        config = json.loads((KIT_FIXTURE / "toy_cnn_run.json").read_text(encoding="utf-8"))
+        config.update(model="model_profiling/out_toy_cnn/artifacts/toy_cnn_xnnpack_fp32.pte", output_root=KIT_RUN)
+        (root / KIT_CONFIG).parent.mkdir(parents=True)
+        (root / KIT_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        yield root
+
+
+def _kit_text(text: str, root: Path) -> str:
+    """Scratch paths → the kit checkout's usual name, run-folder stamps → a fixed one (samples must not drift)."""
+    for shown in (str(root.resolve()), str(root)):
+        text = text.replace(shown, "~/executorch_sme2_kit")
+    return _STAMP.sub("20261128T120000Z", text)
+
+
+def kit_import() -> str:
+    """`sme2tui config import` of a kit config, in a kit checkout (runners absent: they live on the Mac)."""
+    with _kit_checkout() as root:
+        return _kit_text(console(["config", "import", KIT_CONFIG, "--output", "my-kit.json"], cwd=root), root)
+
+
+def kit_analyze(as_json: bool) -> str:
+    """`sme2tui analyze` of the kit's run folder, from the kit checkout (a new run folder under runs/)."""
+    with _kit_checkout() as root:
+        if not as_json:
+            return _kit_text(console(["analyze", KIT_RUN], cwd=root), root)
+        argv = ["analyze", "--json", KIT_RUN]
+        result = run(argv, cwd=root)
+        data = json.loads(result.out)
+        for entry in data["analyzed"]:
+            entry["experiments"] = [{k: v for k, v in e.items() if k != "categories_ms"}
+                                    for e in entry["experiments"][:1]]
+            entry["kernel_logs"] = entry["kernel_logs"][:1]
+            entry["warnings"] = entry["warnings"][:1]
+        text = " ".join(["$ sme2tui", *argv]) + "\n" + json.dumps(data, indent=2) + f"\n$ echo $?\n{result.code}"
+        return _kit_text(text, root)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "auto-progress": auto_progress,
     "auto-json": auto_json,
@@ -255,6 +308,9 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "build-android-no-source": build_android_no_source,
     "ndk-missing": ndk_missing,
     "exit-codes": exit_codes,
+    "kit-import": kit_import,
+    "kit-analyze": lambda: kit_analyze(False),
+    "kit-analyze-json": lambda: kit_analyze(True),
     "numerics-thresholds": numerics_thresholds,
 }
 
@@ -281,6 +337,11 @@ CAPTURE_COMMANDS: dict[str, tuple[str, str]] = {
     "emulated-result": ("sme2tui --auto --config configs/examples/emulated_sme2.json",
                         "sme2tui --auto --config configs/examples/emulated_sme2.json --output-root \"$(mktemp -d)\" "
                         "2>&1 | grep -E 'emulated CPU|SME2 kernels \\[|numerics on vs off|^Result|\\(emulated\\): '"),
+    # A ready .pte on the native runner, 100 iterations (enough for p99): what peers' tools report, per cell.
+    "ready-program-peers": ("sme2tui --auto --json --config docs/examples/ready-program.json",
+                            "sme2tui --auto --json --config docs/examples/ready-program.json --output-root "
+                            "\"$(mktemp -d)\" 2>/dev/null | python -c 'import json, sys; cells = json.load(sys.stdin)"
+                            "[\"cells\"]; print(json.dumps({\"cells\": cells}, indent=2))'"),
     "my-model-result": ("sme2tui --auto --config docs/examples/my-model.json",
                         "sme2tui --auto --config docs/examples/my-model.json --output-root \"$(mktemp -d)\" 2>&1 | "
                         "grep -E 'numerics vs eager|matches reference|^Result|faster than|where the time'"),

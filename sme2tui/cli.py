@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("schema", help="print the JSON Schema of run configs")
     v = csub.add_parser("validate", help="validate a config file")
     v.add_argument("file", type=Path)
+    v = csub.add_parser("import", help="translate a config of Arm's SME2 ExecuTorch profiling kit into a sme2tui "
+                        "config, with a field-by-field mapping table")
+    v.add_argument("file", type=Path, metavar="KIT_CONFIG")
+    v.add_argument("--output", "-o", type=Path, help="where to write it (default: sme2tui-<name>.json here; an "
+                   "explicit path may be overwritten, the default never is)")
+    v.add_argument("--kit-root", type=Path, help="the kit checkout its relative paths start from (default: the "
+                   "folder above the config holding model_profiling/, else the current folder)")
+    v.add_argument("--target", choices=["host", "android"], help="import only this platform's experiments "
+                   "(default: read from the experiment names and runner paths)")
+    v.add_argument("--json", action="store_true", dest="sub_json", help="print the result as JSON")
 
     p = sub.add_parser("devices", help="list Android devices with their SME/SME2 verdict, cores and thermal state")
     p.add_argument("--adb-server", help="ADB server HOST:PORT (default: $ADB_SERVER_SOCKET or 127.0.0.1:5037)")
@@ -90,15 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--resume", type=Path, dest="sub_resume", metavar="RUN_DIR")
 
-    p = sub.add_parser("analyze", help="analyze run folders again, or bare .etdump files from any runner")
-    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="run folder(s) and/or .etdump file(s)")
+    p = sub.add_parser("analyze", help="analyze run folders again, run folders of Arm's SME2 profiling kit (into a "
+                       "new run folder), or bare .etdump files from any runner")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH",
+                   help="run folder(s), kit run folder(s) (its output_root) and/or .etdump file(s)")
     p.add_argument("--categories", type=Path, dest="sub_categories", help="operator-category rules JSON")
-    p.add_argument("--warmup", type=int, default=0, help="iterations to drop from bare .etdump files (default 0)")
+    p.add_argument("--warmup", type=int, default=None, help="iterations to drop: from bare .etdump files (default "
+                   "0) and from a kit folder's ETDumps (default 1: the cold first one the kit counted)")
+    p.add_argument("--kit-config", type=Path, help="the kit config that made a kit run folder (its compare_pairs "
+                   "pair the experiments; default: the folder's own records, then sme2_off/sme2_on names)")
+    p.add_argument("--output-root", type=Path, dest="sub_output_root",
+                   help="where the analysis of a kit folder goes, as a new run folder (default: runs/)")
     p.add_argument("--json", action="store_true", dest="sub_json")
 
-    p = sub.add_parser("compare", help="compare the same cells of two analyzed runs (B vs A)")
+    p = sub.add_parser("compare", help="compare the same cells of two analyzed runs (B vs A); kit run folders are "
+                       "analyzed first")
     p.add_argument("run_a", type=Path)
     p.add_argument("run_b", type=Path)
+    p.add_argument("--kit-config", type=Path, help="kit config for kit run folders (see `analyze`)")
+    p.add_argument("--output-root", type=Path, dest="sub_output_root",
+                   help="where kit folders are analyzed to (default: runs/)")
     p.add_argument("--json", action="store_true", dest="sub_json")
 
     p = sub.add_parser("build", help="build runners: the native host runner, the emulated arm64 runner, or SME2 "
@@ -198,6 +219,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
             raise ConfigError("--resume uses the run folder's own config; do not pass --config with it",
                               where="command line", fix="drop --config")
         resume, config = RunFolder.open(args.resume)
+        if (resume.manifest.get("source") or {}).get("kind") == "arm-kit-run-folder":
+            raise ConfigError("this run folder is sme2tui's analysis of a run of Arm's kit: there is nothing to "
+                              "resume", where=str(args.resume), fix="analyze the kit folder again (sme2tui analyze "
+                              "KIT_RUN_DIR), or import its config (sme2tui config import) and run that")
         source, config_dir = str(args.resume / "config.json"), None
     else:
         config, source, config_dir = _load(args.config)
@@ -240,7 +265,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
 def machine_summary(result: Any, code: ExitCode, error: Sme2Error | None) -> dict[str, Any]:
     summary = result.summary or {}
     cells = {k: {"median_ms": v["latency"]["median"], "iterations": v["latency"]["n"], "cv": v["latency"]["cv"],
-                 "source": v["source"], "categories_ms": v["categories_ms"]}
+                 "source": v["source"], "categories_ms": v["categories_ms"], **peer_digest(v.get("peers"))}
              for k, v in summary.get("cells", {}).items()}
     return {
         "ok": code == ExitCode.OK,
@@ -279,6 +304,20 @@ def _emulated_json(emulated: dict[str, Any]) -> dict[str, Any]:
             "cells": {cell_id: side(e) for cell_id, e in emulated["cells"].items() if "cpu" in e}}
 
 
+def peer_digest(peers: dict[str, Any] | None) -> dict[str, Any]:
+    """What peers' benchmark tools report, per cell, flat for agents (the full record is in summary.json)."""
+    if not peers:
+        return {}
+    lat, mem, prog = peers["latency"], peers["memory"], peers["program"]
+    return {"p95_ms": lat["p95_ms"], "p99_ms": lat["p99_ms"], "tail_note": lat["note"],
+            "first_inference_ms": peers["first_inference"]["ms"],
+            "load_ms": {"total": peers["load"].get("total_ms"), "program": peers["load"]["program_load_ms"],
+                        "method": peers["load"]["method_load_ms"], "init": peers["load"]["method_init_ms"]},
+            "peak_rss_bytes": mem["peak_rss_bytes"], "peak_rss_source": mem.get("source") or mem.get("note", ""),
+            "program_bytes": prog["size_bytes"], "planned_memory_bytes": prog["planned_memory_bytes"],
+            **({"peers_note": peers["note"]} if peers.get("note") else {})}
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from sme2tui.doctor import run_doctor
 
@@ -298,6 +337,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "schema":
         _print_json(json_schema())
         return 0
+    if args.config_command == "import":
+        return cmd_config_import(args)
     from sme2tui.run.stage import check_factories
 
     config = load_config(args.file)
@@ -310,6 +351,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     for model in ready:
         facts = model.program_facts()
         print(f"  {model.id}: ready program, {facts.dtype} ({facts.dtype_evidence}), delegation {facts.delegation}")
+    return 0
+
+
+def cmd_config_import(args: argparse.Namespace) -> int:
+    from sme2tui.kit.importer import import_to_file, render_mapping, render_outcome
+
+    result, out, validation = import_to_file(args.file, args.output, kit_root=args.kit_root, target=args.target)
+    print(render_mapping(result), file=sys.stderr)
+    print(render_outcome(out, validation), file=sys.stderr)
+    if args.sub_json:
+        _print_json({"ok": True, "output": str(out.resolve()), "validation": validation, **result.to_dict()})
     return 0
 
 
@@ -382,21 +434,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from sme2tui.analysis.categorize import Categorizer
     from sme2tui.analysis.files import analyze_etdump_file, file_summary, render_file_analysis
+    from sme2tui.analysis.kit_run import kit_digest
     from sme2tui.analysis.stage import analyze_run
     from sme2tui.events import StepFinished
     from sme2tui.fileio import write_text_atomic
+    from sme2tui.kit.folder import looks_like_kit_folder
     from sme2tui.report.markdown import render_report
     from sme2tui.run.folder import RunFolder
 
-    if args.warmup < 0:
+    if args.warmup is not None and args.warmup < 0:
         raise ConfigError("--warmup must be 0 or more", where="command line", fix="e.g. --warmup 3")
     printer = EventPrinter()
     code = 0
     outputs: list[dict[str, Any]] = []
     for path in args.paths:
+        if path.is_dir() and looks_like_kit_folder(path):
+            result_kit, ok = _analyze_kit(path, args, printer)
+            outputs.append({"kind": "arm-kit-run-folder", **kit_digest(result_kit)})
+            code = code or (0 if ok else int(ExitCode.ANALYSIS))
+            continue
         if path.is_file():
             try:
-                result = analyze_etdump_file(path, warmup=args.warmup,
+                result = analyze_etdump_file(path, warmup=args.warmup or 0,
                                              categorizer=Categorizer.load(args.sub_categories))
             except Sme2Error as exc:
                 print(exc.render(), file=sys.stderr)
@@ -407,8 +466,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             continue
         if not path.exists():
             raise ConfigError(f"no such file or folder: {path}", where="command line",
-                              fix="pass a run folder (runs/<stamp>-<name>) or an .etdump file")
+                              fix="pass a run folder (runs/<stamp>-<name>), a kit run folder or an .etdump file")
+        if not (path / "manifest.json").is_file():
+            from sme2tui.kit.folder import kit_folders_below
+
+            below = kit_folders_below(path)
+            raise ConfigError(f"{path} is neither an sme2tui run folder (no manifest.json) nor a run folder of Arm's "
+                              "kit (no <model>_<experiment>_t<N>.etdump, no pipeline summary)", where=str(path),
+                              fix=f"kit run folders below it: {', '.join(map(str, below))}" if below else
+                              "pass runs/<stamp>-<name>, the kit's output_root, or an .etdump file")
         folder, config = RunFolder.open(path)
+        previous = folder.root / "analysis" / "summary.json"
+        kit_section = _kit_section_of(previous)
         summary = None
         for event in analyze_run(folder, config, categories=args.sub_categories):
             printer(event)
@@ -416,6 +485,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 summary = event.data.get("summary")
                 if not event.ok:
                     code = int(ExitCode.ANALYSIS)
+        if summary is not None and kit_section is not None:
+            from sme2tui.analysis.kit_run import carry_kit_section
+            from sme2tui.fileio import write_json_atomic
+
+            write_json_atomic(previous, carry_kit_section(kit_section, summary))
         if summary is not None:
             write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
             outputs.append({"run_dir": str(folder.root), "summary": str(folder.root / "analysis" / "summary.json"),
@@ -425,11 +499,47 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return code
 
 
+def _kit_section_of(summary_path: Path) -> dict[str, Any] | None:
+    """The kit section of a run folder made from a kit run folder (kept when it is analyzed again)."""
+    try:
+        data = json.loads(summary_path.read_text())
+    except (OSError, ValueError):
+        return None
+    kit = data.get("kit") if isinstance(data, dict) else None
+    return kit if isinstance(kit, dict) else None
+
+
+def _analyze_kit(path: Path, args: argparse.Namespace, printer: EventPrinter) -> tuple[Any, bool]:
+    """Analyze a kit run folder into a new run folder; (KitAnalysis, ok)."""
+    from sme2tui.analysis.kit_run import analyze_kit_folder
+    from sme2tui.events import StepFinished
+
+    events = analyze_kit_folder(path, output_root=args.sub_output_root or Path("runs"),
+                                kit_config=args.kit_config, categories=getattr(args, "sub_categories", None),
+                                warmup=getattr(args, "warmup", None))
+    ok = True
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            print(f"   kit folder {path} analyzed into {done.value.run_dir}\n   report: "
+                  f"{done.value.run_dir / 'analysis' / 'report.md'}", file=sys.stderr)
+            return done.value, ok
+        if isinstance(event, StepFinished) and not event.ok:
+            ok = False
+        printer(event)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from sme2tui.analysis.runs_compare import compare_runs, render_comparison
+    from sme2tui.kit.folder import looks_like_kit_folder
 
     summaries = []
     for run_dir in (args.run_a, args.run_b):
+        if run_dir.is_dir() and looks_like_kit_folder(run_dir):
+            kit, _ok = _analyze_kit(run_dir, args, EventPrinter())
+            summaries.append(kit.summary)
+            continue
         path = run_dir / "analysis" / "summary.json"
         if not path.is_file():
             raise ConfigError(f"{run_dir} has no analysis/summary.json", where=str(run_dir),

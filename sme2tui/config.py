@@ -154,7 +154,10 @@ class VariantSpec(_Strict):
     runner: str = Field(
         "auto", min_length=1, max_length=MAX_PATH_BYTES,  # a name, or the path of a runner binary
         description="`auto` (native host runner if built, else the Python runtime), `python`, `native`, "
-        "or the name of a built runner such as `sme2-on`/`sme2-off`; `arm64` (= `auto`) on the emulated target.",
+        "the name of a built runner such as `sme2-on`/`sme2-off` (`arm64` = `auto` on the emulated target), or the "
+        "path of a runner binary built elsewhere (e.g. a kit-built `executor_runner`; relative to the config file). "
+        "An adopted binary's build is unknown to sme2tui: a pair of them is never reported as a verified SME2 "
+        "on/off pair.",
     )
     sme2: Literal["on", "off"] | None = None
     cpu: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9,=._-]*$")] | None = Field(
@@ -428,6 +431,11 @@ class RunConfig(_Strict):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
+def runner_is_path(runner: str) -> bool:
+    """A variant's `runner` names a binary by path (adopted, built outside sme2tui) rather than a built runner."""
+    return "/" in runner or "\\" in runner
+
+
 def _require_unique(values: list[Any], what: str, describe: Callable[[Any], str], *, fix: str | None = None) -> None:
     first: dict[Any, int] = {}
     for index, value in enumerate(values):
@@ -645,8 +653,12 @@ def resolve_paths(config: RunConfig, *, base: Path) -> RunConfig:
             updates["program"] = ProgramFacts(dtype=info.dtype, delegation=info.delegation,
                                               dtype_evidence=info.dtype_evidence)
         models.append(model.model_copy(update=updates))
+    # An adopted runner binary is found like a `pte`: relative to the config file. Whether it exists is
+    # checked before a run (preflight), not here: a config may be written before its runners are built.
+    variants = [v.model_copy(update={"runner": str((base / Path(v.runner).expanduser()).absolute())})
+                if runner_is_path(v.runner) else v for v in config.variants]
     resolved = config.model_copy(update={
-        "models": models,
+        "models": models, "variants": variants,
         "output_root": str(expand_path(config.output_root, "output_root")),
         "runners_dir": str(expand_path(config.runners_dir, "runners_dir")),
     })

@@ -53,3 +53,17 @@ def test_bad_answers_are_reported_not_written(tmp_path: Path, capsys: pytest.Cap
     assert run_init(out, InitAnswers(builtin_models=[], factory="")) == 2
     assert not out.exists()
     assert "models" in capsys.readouterr().err
+
+
+def test_init_can_start_from_a_kit_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(tmp_path)
+    kit = REPO / "tests" / "data" / "kit_run" / "toy_cnn_run.json"
+    assert run_init(None, InitAnswers(kit_config=str(kit))) == 0
+    config = load_config(tmp_path / "sme2tui-kit-toy_cnn_run.json")
+    assert config.iterations == 10 and config.warmup == 1 and list(config.threads) == [1, 2]
+    err = capsys.readouterr().err
+    assert "kit field" in err and "valid:" in err
+    assert run_init(tmp_path / "x.json", InitAnswers(kit_config=str(tmp_path / "missing.json"))) == 2

@@ -44,7 +44,9 @@ def scan_kernel_log(text: str) -> tuple[bool, set[str], bool]:
 def variant_evidence(variant: str, claims: str | None, cells: list[tuple[CellAnalysis, Path]]) -> VariantEvidence:
     kleidi_events = any(c.kleidiai_seen for c, _ in cells)
     delegated_events = any(o.delegated for c, _ in cells for o in c.operators)
-    logs = [d / name for _, d in cells for name in KERNEL_LOGS if (d / name).is_file()]
+    # Native runners write one stderr per round (stderr-r<N>.log): a log-enabled runner's kernel lines land there.
+    logs = [d / name for _, d in cells for name in KERNEL_LOGS if (d / name).is_file()] + \
+        [p for _, d in cells for p in sorted(d.glob("stderr-r*.log"))]
     sme2_names: set[str] = set()
     log_has_kernels = False
     kleidi_log = False

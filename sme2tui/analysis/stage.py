@@ -12,6 +12,7 @@ from sme2tui.analysis.categorize import ALL_BUCKETS, Categorizer
 from sme2tui.analysis.cell import CellAnalysis, analyze_cell
 from sme2tui.analysis.compare import PairComparison, compare_cells
 from sme2tui.analysis.evidence import VariantEvidence, variant_evidence
+from sme2tui.analysis.peers import cell_peers, peers_csv_rows, program_for_cell
 from sme2tui.analysis.shape import compare_shape, load_reference_summary
 from sme2tui.config import RunConfig
 from sme2tui.errors import AnalysisError
@@ -27,12 +28,39 @@ CATEGORY_STATISTIC = ("per-category median over measured iterations of the summe
                       "median end-to-end − Σ category medians (wrappers never summed with their children)")
 
 
-def comparison_label(config: RunConfig, sme2_capable: bool) -> dict[str, Any]:
+def unverified_builds(config: RunConfig, manifest: dict[str, Any]) -> list[str]:
+    """Variants of the pair whose runner was built outside sme2tui: a path with no sme2tui build manifest beside
+    it, or variants a run folder records as adopted (e.g. imported from a kit run folder)."""
+    from sme2tui.config import runner_is_path
+    from sme2tui.runners.manifest import read_manifest
+
+    pair = config.pair
+    if pair is None:
+        return []
+    adopted = set(manifest.get("adopted_variants") or [])
+    out = []
+    for name in (pair.baseline, pair.candidate):
+        runner = config.variant(name).runner
+        if name in adopted or (runner_is_path(runner) and read_manifest(Path(runner)) is None):
+            out.append(name)
+    return out
+
+
+def comparison_label(config: RunConfig, sme2_capable: bool, unverified: list[str] | None = None) -> dict[str, Any]:
     pair = config.pair
     if pair is None:
         return {"label": "no comparison (one variant)", "is_sme2": False, "note": ""}
     base, cand = config.variant(pair.baseline), config.variant(pair.candidate)
     claims_sme2 = base.sme2 == "off" and cand.sme2 == "on"
+    if unverified:
+        cpu = "" if sme2_capable else " Nothing shows the CPU that ran them has SME2."
+        return {"label": f"{cand.display} vs {base.display}" + (" (SME2 on vs off claimed, builds not verified)"
+                                                                if claims_sme2 else " (builds not verified)"),
+                "baseline": base.name, "candidate": cand.name, "is_sme2": False, "builds_verified": False,
+                "note": f"runners of {', '.join(f'`{n}`' for n in unverified)} were built outside sme2tui (build "
+                        "unknown): sme2tui cannot prove this pair differs only in the SME2 switches (the kit's "
+                        "on/off presets also differ in -march and logging flags), so the ratio is build vs build, "
+                        "not a verified SME2 speedup; `sme2tui build` makes pairs it can prove." + cpu}
     if claims_sme2 and sme2_capable:
         return {"label": "SME2 on vs SME2 off", "baseline": base.name, "candidate": cand.name, "is_sme2": True,
                 "note": "both runners run the same .pte; they differ only in the SME2 build switches"}
@@ -95,6 +123,22 @@ def _operators_csv(cells: dict[str, CellAnalysis]) -> str:
                              o.kernel, o.kleidiai, f"{o.median_ms:.6f}", f"{o.mean_ms:.6f}", f"{o.share:.5f}",
                              o.occurrences])
     return out.getvalue()
+
+
+def _rows_csv(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _peer_metrics(folder: RunFolder, config: RunConfig, cells: dict[str, CellAnalysis]) -> dict[str, dict[str, Any]]:
+    """Load/init, first inference, tail latency, peak memory and program size per cell (sme2tui.analysis.peers)."""
+    out = {}
+    for cell_id, a in cells.items():
+        delegate = getattr(config.variant(a.variant), "delegate", None)
+        pte = program_for_cell(folder.manifest, folder.root, a.model, a.dtype, delegate)
+        out[cell_id] = cell_peers(folder.cell_dir(cell_id), a, pte=pte, target=config.target.kind)
+    return out
 
 
 def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None = None) -> Iterator[Event]:
@@ -177,7 +221,13 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                                                (pair.baseline, pair.candidate) if pair else None)
         evidence_out = variant_summary(emulated["cells"], {v.name: v.sme2 for v in config.variants}, plan_cells(config))
     else:
-        comparison = comparison_label(config, sme2_capable)
+        unverified = unverified_builds(config, folder.manifest)
+        comparison = comparison_label(config, sme2_capable, unverified)
+        if unverified:
+            folder.add_warning(comparison["note"])
+            yield Checkpoint("analyze", "pair builds", "warn", comparison["note"],
+                             "build the pair with `sme2tui build android|macos` (identical CMake caches but for the "
+                             "SME switches), or accept the result as build vs build", subject=", ".join(unverified))
         if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
             folder.add_warning(comparison["note"])
         for variant in config.variants:
@@ -186,12 +236,13 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                 evidence[variant.name] = variant_evidence(variant.name, variant.sme2, members)
         yield from _evidence_checks(evidence, sme2_capable)
         evidence_out = {k: v.to_dict() for k, v in evidence.items()}
-    cell_dicts = {k: v.to_dict() for k, v in cells.items()}
+    peers = _peer_metrics(folder, config, cells)
+    cell_dicts: dict[str, dict[str, Any]] = {k: {**v.to_dict(), "peers": peers[k]} for k, v in cells.items()}
     if emulated is not None:
         for cell_id, compact_evidence in emulated["cells"].items():
             if cell_id in cell_dicts:
                 cell_dicts[cell_id]["evidence"] = compact_evidence
-    summary = {
+    summary: dict[str, Any] = {
         "run": folder.root.name,
         "target": config.target.kind,
         "comparison": comparison,
@@ -223,11 +274,12 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         yield ArtifactWritten("analyze", "analysis/trace.json", "trace")
     write_text_atomic(out / "categories.csv", _categories_csv(cells))
     write_text_atomic(out / "operators.csv", _operators_csv(cells))
+    write_text_atomic(out / "peers.csv", _rows_csv(peers_csv_rows(cell_dicts)))
     folder.update(comparison=comparison,
                   pairs=[{"model": p.model, "dtype": p.dtype, "threads": p.threads, "speedup": p.speedup.to_dict(),
                           "baseline_median_ms": p.baseline_median_ms, "candidate_median_ms": p.candidate_median_ms}
                          for p in pairs])
-    for name in ("summary.json", "categories.csv", "operators.csv"):
+    for name in ("summary.json", "categories.csv", "operators.csv", "peers.csv"):
         yield ArtifactWritten("analyze", f"analysis/{name}", "table")
     reference = load_reference_summary()
     if reference is not None and reference.get("run") != summary["run"]:

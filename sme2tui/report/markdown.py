@@ -71,6 +71,75 @@ def _chart(charts: dict[str, Chart], name: str) -> list[str]:
     return ["", chart.markdown("charts"), ""] if chart else []
 
 
+def _tail(lat: dict[str, Any], q: int) -> str:
+    value = lat.get(f"p{q}_ms")
+    return _ms(value) if value is not None else f"— (n={lat['n']} < {lat[f'p{q}_min_n']})"
+
+
+def _peers_section(summary: dict[str, Any]) -> list[str]:
+    """Load, first inference, tail latency and memory per cell: what benchmark_model/ORT/llama-bench users expect."""
+    from sme2tui.analysis.peers import format_bytes
+
+    cells = [c for c in summary["cells"].values() if c.get("peers")]
+    if not cells:
+        return []
+    rows = []
+    for c in cells:
+        p = c["peers"]
+        load, first, lat, mem, prog = p["load"], p["first_inference"], p["latency"], p["memory"], p["program"]
+        ratio = first.get("cold_to_warm")
+        rows.append([c["variant"], str(c["threads"]), _ms(load["program_load_ms"]), _ms(load["method_load_ms"]),
+                     _ms(load["method_init_ms"]),
+                     _ms(first["ms"]) + (f" ({ratio:.1f}× warm)" if ratio else ""), _ms(lat["median_ms"]),
+                     _tail(lat, 95), _tail(lat, 99), format_bytes(mem["peak_rss_bytes"]),
+                     format_bytes(prog["size_bytes"]), format_bytes(prog["planned_memory_bytes"])])
+    sources = sorted({c["peers"]["memory"].get("source") or c["peers"]["memory"].get("note", "") for c in cells})
+    notes = sorted({c["peers"]["note"] for c in cells if c["peers"].get("note")})
+    return ["", "## Load, first inference, tail latency and memory", "",
+            "What TFLite's benchmark_model, ONNX Runtime's perf test and llama-bench users look for. Load: the "
+            "runner's own clock around `Program::load`, the ETDump's `Program::load_method` and its `Method::init` "
+            "(delegate and kernel init), median over runner processes. First inference: the first execution of "
+            "the first runner process, never part of the warm statistics (unless warmup is 0). p95/p99 over "
+            "the measured iterations only when there are enough of them (20 for p95, 100 for p99). Peak RSS: "
+            + "; ".join(s for s in sources if s) + ". Planned memory: the .pte's memory-planned buffers.", "",
+            *[f"**Note:** {n}." for n in notes],
+            *_table(["variant", "threads", "program load ms", "method load ms", "init ms", "first inference ms",
+                     "median ms", "p95 ms", "p99 ms", "peak RSS", "program", "planned memory"], rows)]
+
+
+def _kit_section(summary: dict[str, Any]) -> list[str]:
+    """A run folder of Arm's kit, re-analyzed: what was read, and where sme2tui's numbers differ from the kit's."""
+    kit = summary.get("kit")
+    if not kit:
+        return []
+    pairing = kit.get("pairing")
+    lines = ["## Imported from Arm's SME2 ExecuTorch profiling kit", "",
+             f"- **Kit run folder:** `{kit['folder']}` (read only; its files were copied here)",
+             f"- **Program:** `{kit.get('model')}` — {kit['dtype']} ({kit['dtype_how']})",
+             f"- **Pair:** {pairing['baseline']} → {pairing['candidate']}, from {pairing['source']}" if pairing else
+             "- **Pair:** none found (see the per-cell table)",
+             f"- **Statistic:** {kit['statistic']}.", "",
+             "| experiment | threads | iterations in ETDump | first iteration ms | kit median / mean ms (n) | "
+             "sme2tui median / mean ms (n) |", "|---|---|---|---|---|---|"]
+    for row in kit["experiments"]:
+        kit_said = "—" if row.get("kit_median_ms") is None else (
+            f"{row['kit_median_ms']:.3f} / {_ms(row.get('kit_mean_ms'))} ({row['kit_count']})")
+        ours = "—" if row.get("sme2tui_median_ms") is None else (
+            f"{row['sme2tui_median_ms']:.3f} / {_ms(row.get('sme2tui_mean_ms'))} ({row['sme2tui_n']})")
+        cold = " (cold)" if row.get("cold_first") else ""
+        lines.append(f"| {row['experiment']} | {row['threads']} | {row['iterations_in_etdump']} | "
+                     f"{row['first_iteration_ms']:.3f}{cold} | {kit_said} | {ours} |")
+    lines.append("")
+    for log in kit.get("kernel_logs") or []:
+        found = ", ".join(log["sme2_kernels"][:3]) or "none"
+        lines.append(f"- Kernel log `{log['log']}` ({log['experiment']}): SME2 micro-kernels named: {found}. It "
+                     "comes from the kit's separate log-enabled (xnntrace) run, not from the timed process.")
+    lines += [f"- {note}" for note in kit.get("notes") or []]
+    lines += ["", f"Re-analyze: `sme2tui analyze {kit['folder']}`" +
+              (f" `--kit-config {kit['kit_config']}`" if kit.get("kit_config") else ""), ""]
+    return lines
+
+
 def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     comparison = summary["comparison"]
     charts = {c.file_name: c for c in all_charts(summary)}
@@ -86,6 +155,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
                  f"SME2: {device.get('sme', '?')}")
     else:
         where = f"host {host.get('cpu_model', '?')} ({host.get('machine', '?')}), SME2: {host.get('sme', '?')}"
+    if summary.get("kit"):
+        where = f"the machine that ran Arm's kit (its folder does not record which), SME2: {host.get('sme', '?')}"
     lines += [f"- **Comparison:** {comparison['label']}", f"- **Where:** {where}"]
     if comparison.get("note"):
         lines.append(f"- **Note:** {comparison['note']}")
@@ -93,6 +164,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     lines += [f"- **Measurement:** {cfg['warmup']} warmup (excluded) + {cfg['iterations']} measured iterations per "
               f"cell, interleaved between variants; ETDump profiling {'on' if cfg['profile'] else 'off'}",
               f"- **Latency statistic:** {summary['statistics']['latency']}", ""]
+    lines += _kit_section(summary)
     lines += ["## Answer", ""]
     if summary.get("emulated"):
         lines += [f"- {emulated_line(p)}" for p in summary["emulated"]["pairs"]] or ["No complete emulated pair."]
@@ -112,6 +184,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
                      _ms(lat["p10"]), _ms(lat["p90"]), f"{lat['cv']:.1%}", c["source"]])
     lines += _table(["model", "dtype", "variant", "threads", "iterations", "median ms", "p10 ms", "p90 ms", "CV",
                      "source"], rows)
+    lines += _peers_section(summary)
     if any(p["categories"] for p in summary["pairs"]):
         lines += ["", "## Category breakdown", *_chart(charts, "categories.svg")]
     for p in summary["pairs"]:
@@ -188,7 +261,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
               "category is where to work next (fewer layout changes, fusing, delegating what stayed portable).",
               "4. On an SME2 phone: `target.kind = android` and the `sme2-on`/`sme2-off` runner pair.",
               "", "## Reproduce", "",
-              f"- `sme2tui --auto --config {summary['run']}/config.json` "
+              f"- `sme2tui analyze {summary['kit']['folder']}` (the kit's run folder, analyzed again)" if summary.get(
+                  "kit") else f"- `sme2tui --auto --config {summary['run']}/config.json` "
               f"(config hash `{manifest['config_hash'][:16]}`)",
               f"- ExecuTorch {manifest['versions']['executorch']['version']} "
               f"(git {str(manifest['versions']['executorch']['git_commit'])[:12]}), torch "

@@ -143,8 +143,10 @@ class RunFolder:
         if key in self.manifest["runners"]:
             return
         with self._lock:
-            self.manifest["runners"][key] = read_manifest(binary) or {"binary": key, "sha256": sha256_file(binary),
-                                                                       "note": "no build manifest beside it"}
+            self.manifest["runners"][key] = read_manifest(binary) or {
+                "binary": key, "sha256": sha256_file(binary), "build": "unknown",
+                "note": "adopted runner: built outside sme2tui (no build manifest beside it), so its flags, "
+                        "ExecuTorch commit and SME2 switches are unknown"}
         self.save()
 
     def accept_warnings(self, texts: list[str]) -> None:

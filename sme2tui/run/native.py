@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Generator
@@ -36,15 +37,68 @@ def _affinity(cpus: list[int] | None) -> Any:
     return lambda: os.sched_setaffinity(0, cpus)
 
 
+def maxrss_bytes(ru_maxrss: int) -> int:
+    """getrusage's ru_maxrss in bytes: the kernel counts kilobytes on Linux (and Android), bytes on macOS."""
+    return ru_maxrss if sys.platform == "darwin" else ru_maxrss * 1024
+
+
+def vm_hwm_bytes(pid: int, name: str | None = None) -> int | None:
+    """Linux: the process's own peak RSS so far (VmHWM); None once it has exited, off Linux, or (with `name`)
+    while it is not yet that program (between fork and exec it is still a copy of this process).
+
+    Not wait4's ru_maxrss: Linux keeps that maximum across execve, so a runner started from this (large) Python
+    process would report at least this process's size."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if name is not None and fields.get("Name", "").strip() != name[:15]:  # the kernel keeps 15 characters
+        return None
+    hwm = fields.get("VmHWM")
+    return int(hwm.split()[0]) * 1024 if hwm else None
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int | None:
+    """Like `proc.poll()`, but reaps with wait4 and returns the child's ru_maxrss in bytes once it has exited."""
+    if not hasattr(os, "wait4"):
+        proc.poll()
+        return None
+    try:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        proc.poll()
+        return None
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return maxrss_bytes(usage.ru_maxrss)
+
+
+PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a lower bound)" if sys.platform.startswith(
+    "linux") else "host: wait4() ru_maxrss of the runner process")
+
+
 def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,
-               cancel: threading.Event | None, timeout: float) -> tuple[int, float]:
+               cancel: threading.Event | None, timeout: float) -> tuple[int, float, int | None]:
+    """(exit code, seconds, the runner process's peak RSS in bytes as the host measured it)."""
     out = (cell_dir / f"stdout-r{round_index}.log").open("wb")
     err = (cell_dir / f"stderr-r{round_index}.log").open("wb")
     started = time.monotonic()
+    peak: int | None = None
     try:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus),
                                 start_new_session=True)
-        while proc.poll() is None:
+        linux = sys.platform.startswith("linux")
+        name = Path(argv[0]).name
+        delay = 0.001  # sample often at first: a small model's whole run can take a few milliseconds
+        while proc.returncode is None:
+            if linux:
+                peak = vm_hwm_bytes(proc.pid, name) or peak
+            reaped = _reap(proc)
+            if proc.returncode is not None:
+                peak = peak if linux else reaped
+                break
             if cancel is not None and cancel.is_set():
                 proc.kill()
                 proc.wait()
@@ -52,9 +106,10 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
             if time.monotonic() - started > timeout:
                 proc.kill()
                 proc.wait()
-                return -9, timeout
-            time.sleep(0.02)
-        return proc.returncode, time.monotonic() - started
+                return -9, timeout, None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return proc.returncode, time.monotonic() - started, peak
     except KeyboardInterrupt:
         proc.kill()
         raise
@@ -99,7 +154,7 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
             argv = runner_argv(flavour, str(binary), pte=str(ptes[cell.id]), threads=cell.threads,
                                warmup=config.warmup, iterations=count, etdump=str(etdump) if etdump else None,
                                timing_json=str(timing) if timing else None, inputs=inputs[cell.id])
-            code, seconds = _run_round(argv, cell_dir, index, cpus, cancel, timeout)
+            code, seconds, peak_rss = _run_round(argv, cell_dir, index, cpus, cancel, timeout)
             if code != 0:
                 stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
                 what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
@@ -113,6 +168,8 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
                 continue
             entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count,
                                      "command": argv, "seconds": round(seconds, 3)}
+            if peak_rss is not None:  # measured from outside: works for any runner, upstream ones too
+                entry["peak_rss_bytes"], entry["peak_rss_source"] = peak_rss, PEAK_RSS_SOURCE
             if etdump:
                 entry["etdump"] = etdump.name
             if timing and timing.is_file():

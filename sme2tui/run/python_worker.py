@@ -49,6 +49,19 @@ def load_inputs(cell: dict[str, Any], method: Any, seed: int) -> list[Any]:
     return tensors
 
 
+def _peak_rss_bytes() -> int | None:
+    """This process's peak RSS: VmHWM on Linux (ru_maxrss there would include the parent's size, kept across
+    exec), else getrusage (bytes on macOS)."""
+    import os
+    import resource
+
+    from sme2tui.run.native import vm_hwm_bytes
+
+    if sys.platform.startswith("linux"):
+        return vm_hwm_bytes(os.getpid())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def main(job_path: str) -> int:
     open_channel()
     job = json.loads(Path(job_path).read_text())
@@ -61,10 +74,14 @@ def main(job_path: str) -> int:
     profile = bool(job["profile"])
     runtime = Runtime.get()
     loaded = []
+    load_ns: dict[str, tuple[int, int]] = {}
     for cell in job["cells"]:
         try:
+            started = time.perf_counter_ns()
             program = runtime.load_program(Path(cell["pte"]), enable_etdump=profile, debug_buffer_size=0)
+            loaded_at = time.perf_counter_ns()
             method = program.load_method(job.get("method", "forward"))
+            load_ns[cell["cell_id"]] = (loaded_at - started, time.perf_counter_ns() - loaded_at)
         except Exception as exc:
             report_user_error(f"cannot load {cell['pte']}: {exc}", where=cell["cell_id"],
                               fix="re-export the model; the .pte may be corrupt or from another ExecuTorch")
@@ -90,6 +107,9 @@ def main(job_path: str) -> int:
             for cell, *_ in loaded:
                 emit(CellStatus(cell["cell_id"], "running", "measuring", done, iterations))
 
+    # One process runs the whole group, so its peak memory (Python, the runtime and every variant's program)
+    # is shared by these cells.
+    peak_rss = _peak_rss_bytes()
     for cell, program, _method, _inputs in loaded:
         out_dir = Path(cell["out_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +120,10 @@ def main(job_path: str) -> int:
             "iterations": iterations,
             "interleaved_with": [c["cell_id"] for c, *_ in loaded if c is not cell],
             "clock": "time.perf_counter_ns around Method.execute",
+            "program_load_ns": load_ns[cell["cell_id"]][0],
+            "method_load_ns": load_ns[cell["cell_id"]][1],
+            "process_peak_rss_bytes": peak_rss,
+            "process_shared_by": [c["cell_id"] for c, *_ in loaded],
             **timings[cell["cell_id"]],
         }
         if profile:

@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from sme2tui.config import RunConfig
+from sme2tui.config import RunConfig, runner_is_path
 from sme2tui.errors import ConfigError
 from sme2tui.events import CellStatus, Event, LogLine, StepFinished, StepStarted
 from sme2tui.export.stage import ExportedProgram, ExportKey
@@ -87,6 +87,8 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
     runner = config.variant(cell.variant).runner
     runners_dir = Path(config.runners_dir)
     where = f"variants[{[v.name for v in config.variants].index(cell.variant)}].runner"
+    if runner_is_path(runner):
+        return adopted_runner(runner, where)
     if runner == "python":
         return None
     if runner in ("auto", "native"):
@@ -105,6 +107,20 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
         fix="on an Apple M4/M5 Mac: `sme2tui build macos`; on other hosts use `auto`, `native` or `python` "
         "(SME2 pairs run on SME2 devices)",
     )
+
+
+def adopted_runner(runner: str, where: str) -> Path:
+    """A runner binary built outside sme2tui (e.g. by Arm's kit), named by path: it must exist and be executable."""
+    import os
+
+    path = Path(runner).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"runner binary not found: {runner}", where=where,
+                          fix="build it (the kit: model_profiling/scripts/build_runners.sh), point `runner` at an "
+                          "existing binary, or use sme2tui's own runners (`auto`, or a pair from `sme2tui build`)")
+    if not os.access(path, os.X_OK):
+        raise ConfigError(f"runner binary is not executable: {runner}", where=where, fix=f"chmod +x {runner}")
+    return path
 
 
 def check_factories(config: RunConfig, config_dir: Path | None) -> None:

@@ -3,7 +3,9 @@
 // Command line compatible with upstream `executor_runner` (--model_path --num_executions --cpu_threads
 // --etdump_path --method_name --inputs), plus what sme2tui needs to trust a measurement:
 //   --warmup N          in-process warmup executions; they are the first N Execute blocks of the ETDump
-//   --timing_json PATH  per-iteration latencies (ns, steady clock), warmup and measured kept apart
+//   --timing_json PATH  per-iteration latencies (ns, steady clock), warmup and measured kept apart; load
+//                       times (program, method), planned memory, and this process's peak RSS in bytes
+//                       (VmHWM on Linux/Android, getrusage on macOS; see peak_rss_bytes)
 //   --output_dir DIR    every output as raw bytes + outputs.json (dtype/shape) for comparison with Python
 //   --verbose           pass the runtime's Info/Debug log through (default: errors only)
 //   --maps_path PATH    copy /proc/self/maps there at exit (Linux): where every library was loaded, so an
@@ -30,6 +32,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/data_loader/file_data_loader.h>
@@ -331,6 +335,34 @@ int count_os_threads() {
   return ec ? -1 : n;
 }
 
+// Peak resident set size of this process so far, in bytes (-1 if unknown).
+// Linux and Android: VmHWM from /proc/self/status, this process image's own high-water mark. Not getrusage:
+// Linux keeps ru_maxrss across execve, so a runner started from a 300 MB Python process would report at
+// least 300 MB. macOS: getrusage, whose ru_maxrss counts bytes there (kilobytes on Linux).
+int64_t peak_rss_bytes() {
+#if defined(__linux__)
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      const long long kib = std::strtoll(line.c_str() + 6, nullptr, 10);
+      return kib > 0 ? static_cast<int64_t>(kib) * 1024 : -1;
+    }
+  }
+  return -1;
+#else
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) {
+    return -1;
+  }
+  return static_cast<int64_t>(usage.ru_maxrss);  // bytes on macOS
+#endif
+}
+
+int64_t ns_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
 int configure_threads(int32_t requested) {
 #ifdef SME2_RUNNER_HAVE_THREADPOOL
   using executorch::extension::threadpool::get_threadpool;
@@ -519,6 +551,8 @@ int run(const Options& o) {
                          error_name(program.error()));
   }
 
+  const auto program_loaded = std::chrono::steady_clock::now();
+
   std::string method_name = o.method_name;
   if (method_name.empty()) {
     Result<const char*> first = program->get_method_name(0);
@@ -540,8 +574,10 @@ int run(const Options& o) {
   // delegate init never hits a fixed pool limit.
   std::vector<std::unique_ptr<uint8_t[]>> planned;
   std::vector<Span<uint8_t>> planned_spans;
+  size_t planned_bytes = 0;
   for (size_t id = 0; id < meta->num_memory_planned_buffers(); ++id) {
     const size_t size = static_cast<size_t>(meta->memory_planned_buffer_size(id).get());
+    planned_bytes += size;
     planned.push_back(std::make_unique<uint8_t[]>(size));
     planned_spans.emplace_back(planned.back().get(), size);
   }
@@ -554,12 +590,14 @@ int run(const Options& o) {
   if (!o.etdump_path.empty()) {
     etdump = std::make_unique<executorch::etdump::ETDumpGen>();
   }
+  const auto method_load_start = std::chrono::steady_clock::now();
   Result<Method> method = program->load_method(method_name.c_str(), &memory_manager, etdump.get());
   if (!method.ok()) {
     fail(kMethodLoad, "loading method '" + method_name + "' failed: " + error_name(method.error()) +
                           " (a delegate or operator this runner was not linked with?)");
   }
   const auto load_end = std::chrono::steady_clock::now();
+  const int64_t peak_rss_after_load = peak_rss_bytes();
 
   Inputs inputs = prepare_inputs(*meta, o.inputs);
 
@@ -579,6 +617,7 @@ int run(const Options& o) {
     (i < o.warmup ? warmup_ns : measured_ns).push_back(ns);
   }
   const int os_threads = count_os_threads();
+  const int64_t peak_rss = peak_rss_bytes();  // before writing the ETDump: the model's memory, not the dump's
 
   if (etdump) {
     executorch::etdump::ETDumpResult result = etdump->get_etdump_data();
@@ -609,8 +648,12 @@ int run(const Options& o) {
          << "  \"threadpool_threads\": " << pool_threads << ",\n"
          << "  \"os_threads\": " << os_threads << ",\n"
          << "  \"event_tracer\": " << (etdump ? "true" : "false") << ",\n"
-         << "  \"load_ns\": "
-         << std::chrono::duration_cast<std::chrono::nanoseconds>(load_end - load_start).count() << ",\n"
+         << "  \"load_ns\": " << ns_between(load_start, load_end) << ",\n"
+         << "  \"program_load_ns\": " << ns_between(load_start, program_loaded) << ",\n"
+         << "  \"method_load_ns\": " << ns_between(method_load_start, load_end) << ",\n"
+         << "  \"peak_rss_after_load_bytes\": " << peak_rss_after_load << ",\n"
+         << "  \"peak_rss_bytes\": " << peak_rss << ",\n"
+         << "  \"planned_memory_bytes\": " << planned_bytes << ",\n"
          << "  \"warmup\": " << o.warmup << ",\n  \"num_executions\": " << o.num_executions << ",\n"
          << "  \"warmup_ns\": ";
     write_ns_array(json, warmup_ns);
