@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,7 @@ class Timeouts:
     query: float = 15.0
     transfer: float = 120.0
     run: float = 3600.0
+    settle: float = 3.0  # after a cut: how long a device may stay "offline" before we call it that
 
 
 @dataclass(frozen=True)
@@ -331,10 +333,23 @@ class AndroidClient:
             fix="reconnect it (cable, Wi-Fi, `adb connect`) and resume; completed work is kept",
         )  # fmt: skip
 
+    def _settled_state(self, serial: str) -> str | None:
+        """The device's state once it stops being "offline", or "offline" after `Timeouts.settle` seconds.
+
+        The real server lists a network device as offline while it reconnects after a cut; a moment later
+        it is back ("device"), waiting for authorization ("unauthorized") or dropped (not listed). Asking
+        once, at once, would call every blip "offline" and hide the reason a person can act on."""
+        deadline = time.monotonic() + self.timeouts.settle
+        while True:
+            state = self.state_of(serial)
+            if state != "offline" or time.monotonic() >= deadline:
+                return state
+            time.sleep(0.1)
+
     def _after_cut(self, serial: str | None, phase: str, detail: str) -> AndroidDeviceError:
-        """The socket died: was it the device (gone/offline), the server, or just this connection?"""
+        """The socket died: was it the device (gone/offline/unauthorized), the server, or just this connection?"""
         try:
-            state = self.state_of(serial) if serial is not None else "device"
+            state = self._settled_state(serial) if serial is not None else "device"
         except AndroidDeviceError as exc:
             if exc.kind is Fault.NO_SERVER:
                 return self._no_server(detail)

@@ -12,6 +12,11 @@ How shell commands run "on the device" (the approach, and its limits):
   from `root` (checked to be `[A-Za-z0-9_./-]`), so it never changes how the shell splits or quotes the
   line: quoting bugs in the client stay bugs here. Output has `root` removed again, so
   `sha256sum /data/local/tmp/x` prints the device path.
+- Android's log (logd) is a file, `root/.double/logd`: one entry per line, tab-separated
+  `MM-DD  HH:MM:SS.mmm  pid  tid  priority  tag  message`. A program on the device logs the way liblog does
+  (attributed to its own pid) by appending to `$ANDROID_LOGD_DOUBLE`; the `log` tool and `FakeDevice.log`
+  write there too, and the `logcat` stand-in reads it (-d, -c, --pid, -v brief|threadtime|time|raw, -t N).
+  Without -d it follows the log forever, as logcat does.
 - It is NOT a sandbox: a command that names a host path outside those prefixes touches the host. The
   product refuses such commands itself (and tests check the recorded command log).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -53,6 +59,10 @@ class ShellFault:
                        (0 = at once) the connection is cut: no exit status; the command then meets
                        the device's hang-up policy (`kill_on_hangup`);
             "vanish" — like drop, and the device disappears from `host:devices` (cable pulled);
+            "reconnect" — like drop, and the device's whole link is cut and comes back at once (a Wi-Fi blip,
+                       a USB reset): through the real server the transport reconnects; with `state`
+                       the device comes back in that state ("unauthorized": authorizations were revoked,
+                       "offline": adbd hangs);
             "hang"   — the command never runs and nothing is answered until the client gives up;
             "signal" — the command starts and is killed with `signal` (exit status 128+signal).
     times: how many matching commands it affects (None = all).
@@ -63,6 +73,7 @@ class ShellFault:
     signal: int = 9
     times: int | None = None
     after_output: int = 0
+    state: str | None = None
 
 
 @dataclass
@@ -135,6 +146,7 @@ class FakeDevice:
         self._root_bytes = str(root).encode()
         for sub in ("data/local/tmp", "sdcard", "proc", "sys", ".double/state", ".double/settings"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+        self.logd_path.touch()
         self._install_tools()
 
     # ---- construction -------------------------------------------------------------------------------
@@ -189,6 +201,16 @@ class FakeDevice:
         for sock in live:
             wire.hang_up(sock)  # the thread serving it notices and closes it
 
+    def blip(self, state: str | None = None) -> None:
+        """The link drops and comes straight back (the device stays present), optionally in a new state."""
+        if state is not None:
+            self.state = state
+        with self._lock:
+            live = list(self._live)
+            self._live.clear()
+        for sock in live:
+            wire.hang_up(sock)
+
     def replug(self) -> None:
         with self._lock:
             self.present = True
@@ -200,6 +222,39 @@ class FakeDevice:
     def detach(self, sock: socket.socket) -> None:
         with self._lock:
             self._live.discard(sock)
+
+    # ---- properties and the log ----------------------------------------------------------------------
+    def prop(self, key: str) -> str:
+        """A property straight from the fixture dump (no command runs on the device)."""
+        path = self.root / ".double" / "getprop.txt"
+        if not path.exists():
+            return ""
+        needle = f"[{key}]: ["
+        for line in path.read_text().splitlines():
+            if line.startswith(needle):
+                return line[len(needle) :].rstrip("]")
+        return ""
+
+    def banner_properties(self) -> dict[str, str]:
+        """What adbd puts in its CNXN banner (the server shows them in `adb devices -l`)."""
+        keys = ("ro.product.name", "ro.product.model", "ro.product.device")
+        return {k: v for k in keys if (v := self.prop(k))}
+
+    @property
+    def logd_path(self) -> Path:
+        return self.root / ".double" / "logd"
+
+    def log(self, pid: int, priority: str, tag: str, message: str) -> None:
+        """Append an entry to the device log as process `pid` would through liblog."""
+        stamp = time.strftime("%m-%d\t%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        with self._lock, self.logd_path.open("a") as log:
+            log.write(f"{stamp}\t{pid}\t{pid}\t{priority}\t{tag}\t{message}\n")
+
+    @property
+    def log_entries(self) -> list[list[str]]:
+        if not self.logd_path.exists():
+            return []
+        return [line.split("\t", 6) for line in self.logd_path.read_text().splitlines()]
 
     def set_thermal_status(self, status: int) -> None:
         path = self.root / ".double" / "dumpsys_thermalservice.txt"
@@ -214,12 +269,15 @@ class FakeDevice:
 
     # ---- fault injection ----------------------------------------------------------------------------
     def fail_shell(
-        self, pattern: str, action: str, *, signal: int = 9, times: int | None = None, after_output: int = 0
+        self, pattern: str, action: str, *, signal: int = 9, times: int | None = None, after_output: int = 0,
+        state: str | None = None,
     ) -> None:
-        if action not in ("drop", "vanish", "hang", "signal"):
+        if action not in ("drop", "vanish", "reconnect", "hang", "signal"):
             raise ValueError(f"unknown shell fault action {action!r}")
+        if state is not None and (action != "reconnect" or state not in VALID_STATES):
+            raise ValueError("state goes with the reconnect action: one of " + ", ".join(VALID_STATES))
         with self._lock:
-            self.faults.shell.append(ShellFault(pattern, action, signal, times, after_output))
+            self.faults.shell.append(ShellFault(pattern, action, signal, times, after_output, state))
 
     def drop_push_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
         with self._lock:
@@ -312,6 +370,7 @@ class FakeDevice:
             "TMPDIR": f"{self.root}/data/local/tmp",
             "LANG": "C.UTF-8",
             "ANDROID_SERIAL_FOR_TESTS": self.serial,
+            "ANDROID_LOGD_DOUBLE": str(self.logd_path),
         }
 
     @property
@@ -384,6 +443,60 @@ if [ "$m" -eq 0 ] || [ $(( m >> {ncpu} )) -ne 0 ]; then
 fi
 [ $# -gt 0 ] || {{ echo "taskset: needs a command" >&2; exit 1; }}
 exec "$@"
+""",
+        "log": f"""#!/bin/sh
+# Android's `log [-p PRIORITY] [-t TAG] MESSAGE...`: one entry in the device log, under this process's pid.
+p=I; t=log
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p) p=$(printf '%s' "$2" | tr '[:lower:]' '[:upper:]' | cut -c1); shift 2 ;;
+    -t) t=$2; shift 2 ;;
+    --) shift; break ;;
+    -*) echo "log: unknown option $1" >&2; exit 1 ;;
+    *) break ;;
+  esac
+done
+printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$(date +%m-%d)" "$(date +%H:%M:%S.%3N)" $$ $$ "$p" "$t" "$*" \\
+  >> '{double}/logd'
+""",
+        "logcat": f"""#!/bin/sh
+# logcat over the device log file: -d (dump and exit; without it, follow forever), -c (clear),
+# --pid=N / --pid N, -v brief|threadtime|time|raw|tag|process, -t N (last N entries), -b BUFFER (ignored).
+log='{double}/logd'
+dump=0; pid=''; fmt=threadtime; last=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d) dump=1 ;;
+    -c) : > "$log"; exit 0 ;;
+    --pid=*) pid=${{1#--pid=}} ;;
+    --pid) pid=$2; shift ;;
+    -v) fmt=$2; shift ;;
+    -v*) fmt=${{1#-v}} ;;
+    -t) last=$2; shift ;;
+    -b) shift ;;
+    -b*) ;;
+    *) echo "logcat: unknown option -- '$1'" >&2; exit 1 ;;
+  esac
+  shift
+done
+case "$pid" in *[!0-9]*) echo "logcat: invalid pid '$pid'" >&2; exit 1 ;; esac
+case "$fmt" in brief|threadtime|time|raw|tag|process) ;; *) echo "logcat: unknown format '$fmt'" >&2; exit 1 ;; esac
+show() {{
+  awk -F '\\t' -v pid="$pid" -v fmt="$fmt" '
+    pid != "" && $3 != pid {{ next }}
+    fmt == "threadtime" {{ printf "%s %s %5d %5d %s %-8s: %s\\n", $1, $2, $3, $4, $5, $6, $7; fflush(); next }}
+    fmt == "brief" {{ printf "%s/%-8s(%5d): %s\\n", $5, $6, $3, $7; fflush(); next }}
+    fmt == "time" {{ printf "%s %s %s/%-8s(%5d): %s\\n", $1, $2, $5, $6, $3, $7; fflush(); next }}
+    fmt == "tag" {{ printf "%s/%-8s: %s\\n", $5, $6, $7; fflush(); next }}
+    fmt == "process" {{ printf "%s(%5d) %s  (%s)\\n", $5, $3, $7, $6; fflush(); next }}
+    {{ print $7; fflush() }}'
+}}
+echo '--------- beginning of main'
+if [ "$dump" = 1 ]; then
+  if [ -n "$last" ]; then tail -n "$last" "$log" | show; else show < "$log"; fi
+else
+  tail -n +1 -f "$log" | show
+fi
 """,
         "uname": f"""#!/bin/sh
 # toybox uname over the fixture's `uname -a` line: sysname node release version... machine Toybox.

@@ -285,9 +285,9 @@ class AdbDoubleServer:
                 continue
             extra = ""
             if device.state == "device":
-                model = _prop(device, "ro.product.model").replace(" ", "_") or "unknown"
-                product = _prop(device, "ro.product.name") or "unknown"
-                name = _prop(device, "ro.product.device") or "unknown"
+                model = device.prop("ro.product.model").replace(" ", "_") or "unknown"
+                product = device.prop("ro.product.name") or "unknown"
+                name = device.prop("ro.product.device") or "unknown"
                 extra = f" product:{product} model:{model} device:{name}"
             tid = device.transport_id
             lines.append(f"{device.serial:<22} {device.state} usb:1-1{extra} transport_id:{tid}\n")
@@ -326,14 +326,3 @@ class AdbDoubleServer:
             return
         wire.fail(sock, f"unsupported service '{service}' (this double has no interactive shell)")
 
-
-def _prop(device: FakeDevice, key: str) -> str:
-    """A property straight from the fixture dump (listing must not run commands on the device)."""
-    path = device.root / ".double" / "getprop.txt"
-    if not path.exists():
-        return ""
-    needle = f"[{key}]: ["
-    for line in path.read_text().splitlines():
-        if line.startswith(needle):
-            return line[len(needle) :].rstrip("]")
-    return ""

@@ -120,7 +120,7 @@ def run_shell(
     )
     track(None, proc)
     cut_after: int | None = None
-    if fault is not None and fault.action in ("drop", "vanish"):
+    if fault is not None and fault.action in ("drop", "vanish", "reconnect"):
         cut_after = fault.after_output
     try:
         if fault is not None and fault.action == "signal":
@@ -130,6 +130,8 @@ def run_shell(
             assert fault is not None
             if fault.action == "vanish":
                 device.unplug()
+            elif fault.action == "reconnect":
+                device.blip(fault.state)
             wire.abort(sock)
             _hang_up(device, proc, stop)
         elif outcome == "done":

@@ -1,4 +1,6 @@
-"""The `sync:` service: STAT, LIST (DENT/DONE), SEND (DATA*/DONE → OKAY|FAIL), RECV (DATA*/DONE|FAIL), QUIT.
+"""The `sync:` service: STAT, LIST (DENT/DONE), SEND (DATA*/DONE → OKAY|FAIL), RECV (DATA*/DONE|FAIL), QUIT,
+and with stat v2 (a device that advertises `stat_v2`/`ls_v2`): STA2, LST2 (72-byte stat records with an
+errno) and LIS2 (DNT2 records, then DONE).
 
 Each request is 4-byte id + u32 LE length + payload. Inside sync, FAIL carries a u32 LE length (not the
 4-hex-digit length of host replies). Behaviour follows adbd's file_sync_service:
@@ -28,7 +30,7 @@ def _sync_fail(sock: socket, message: str) -> None:
     wire.send_all(sock, b"FAIL" + struct.pack("<I", len(data)) + data)
 
 
-def serve_sync(device: FakeDevice, sock: socket) -> None:
+def serve_sync(device: FakeDevice, sock: socket, *, stat_v2: bool = False) -> None:
     while True:
         try:
             header = wire.read_exact(sock, 8)
@@ -42,6 +44,10 @@ def serve_sync(device: FakeDevice, sock: socket) -> None:
             _stat(device, sock, path)
         elif ident == b"LIST":
             _list(device, sock, path)
+        elif stat_v2 and ident in (b"STA2", b"LST2"):
+            _stat2(device, sock, path, follow=ident == b"STA2")
+        elif stat_v2 and ident == b"LIS2":
+            _list2(device, sock, path)
         elif ident == b"SEND":
             if not _send(device, sock, path):
                 return
@@ -60,6 +66,42 @@ def _stat(device: FakeDevice, sock: socket, path: str) -> None:
     except OSError:
         values = (0, 0, 0)  # adbd answers a missing path with an all-zero STAT
     wire.send_all(sock, b"STAT" + struct.pack("<III", *values))
+
+
+# adbd's sync_stat_v2 / sync_dent_v2 after the 4-byte id: error, dev, ino, mode, nlink, uid, gid, size,
+# atime, mtime, ctime (dent_v2 adds the name length).
+_STAT2 = struct.Struct("<IQQIIIIQqqq")
+
+
+def _stat2_fields(st: os.stat_result | None, error: int = 0) -> bytes:
+    if st is None:
+        return _STAT2.pack(error, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return _STAT2.pack(0, st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+                       int(st.st_atime), int(st.st_mtime), int(st.st_ctime))
+
+
+def _stat2(device: FakeDevice, sock: socket, path: str, *, follow: bool) -> None:
+    ident = b"STA2" if follow else b"LST2"
+    try:
+        target = device.host_path(path)
+        st = os.stat(target) if follow else os.lstat(target)
+    except OSError as exc:
+        wire.send_all(sock, ident + _stat2_fields(None, exc.errno or 2))
+        return
+    wire.send_all(sock, ident + _stat2_fields(st))
+
+
+def _list2(device: FakeDevice, sock: socket, path: str) -> None:
+    base = device.host_path(path)
+    try:
+        entries = [(".", os.lstat(base)), ("..", os.lstat(base.parent))]
+        entries.extend((e.name, e.stat(follow_symlinks=False)) for e in os.scandir(base))
+    except OSError:
+        entries = []
+    for name, st in entries:
+        raw = name.encode()
+        wire.send_all(sock, b"DNT2" + _stat2_fields(st) + struct.pack("<I", len(raw)) + raw)
+    wire.send_all(sock, b"DONE" + bytes(_STAT2.size + 4))
 
 
 def _list(device: FakeDevice, sock: socket, path: str) -> None:
