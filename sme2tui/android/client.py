@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from adbutils import AdbClient, AdbConnection, AdbDevice, AdbError, AdbTimeout
 
+from sme2tui.android import wire
 from sme2tui.android.errors import AndroidDeviceError, Fault
 
 if TYPE_CHECKING:
@@ -125,6 +126,38 @@ class _Adb(AdbClient):  # type: ignore[misc]
         return conn
 
 
+def parse_device_listing(short: str, long: str = "") -> list[DeviceEntry]:
+    """Entries from `host:devices` (`SERIAL\tSTATE` lines) with tags from `host:devices-l`, matched by serial.
+
+    A long line is `SERIAL` padded to 22 columns, a space, `STATE`, then ` key:value` tags ending with
+    `transport_id:N`; with spaces allowed in serials only the short listing says where a serial ends. A
+    device that appears between the two requests simply has no tags."""
+    entries: list[tuple[str, str]] = []
+    for line in short.split("\n"):
+        serial, tab, state = line.rpartition("\t")
+        if tab and serial:
+            entries.append((serial, state.strip()))
+    by_length = sorted(entries, key=lambda e: len(e[0]), reverse=True)
+    tags: dict[str, dict[str, str]] = {}
+    for line in long.split("\n"):
+        for serial, state in by_length:  # the longest serial that fits: "a b" before "a"
+            rest = line[len(serial) :] if line.startswith(serial) else ""
+            m = re.match(r" +" + re.escape(state) + r"(?: |$)", rest)
+            if m:
+                tags.setdefault(serial, _tags(rest[m.end() :]))
+                break
+    return [DeviceEntry(serial, state, tags.get(serial, {})) for serial, state in entries]
+
+
+def _tags(text: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for word in text.split():
+        key, sep, value = word.partition(":")
+        if sep and key.isidentifier() and len(found) < 32:
+            found[key] = value[:200]
+    return found
+
+
 def readiness_error(serial: str, state: str) -> AndroidDeviceError | None:
     """None when a device in `state` takes commands; otherwise the error that says how to make it ready."""
     if state == "device":
@@ -197,13 +230,29 @@ class AndroidClient:
 
     # ---- devices ------------------------------------------------------------------------------------
     def list_devices(self) -> list[DeviceEntry]:
-        """Every device the server knows, in any state (device, unauthorized, offline, ...)."""
+        """Every device the server knows, in any state (device, unauthorized, offline, ...).
+
+        Serials may hold spaces or quotes and states may be several words ("no permissions (…)"), so
+        serial and state come from `host:devices` (tab-separated), and only the tags from `host:devices-l`
+        (whose columns are padded with spaces)."""
         self._probe()
+        short = self._host_text("host:devices", "list")
+        long = self._host_text("host:devices-l", "list")
+        return parse_device_listing(short, long)
+
+    def _host_text(self, service: str, phase: str) -> str:
+        """One host service's text answer (`host:devices` ...)."""
         try:
-            infos = self.adb.list(extended=True)
+            conn = self.adb.make_connection()
+            try:
+                wire.request(conn.conn, service)
+                return wire.read_block(conn.conn).decode(errors="replace")
+            finally:
+                conn.close()
+        except wire.Refused as exc:
+            raise self.translate(AdbError(str(exc)), phase=phase) from exc
         except (AdbError, OSError, EOFError) as exc:
-            raise self.translate(exc, phase="list") from exc
-        return [DeviceEntry(i.serial, i.state, dict(i.tags)) for i in infos]
+            raise self.translate(exc, phase=phase) from exc
 
     def state_of(self, serial: str) -> str | None:
         """The listed state of `serial`, or None when it is not listed."""
@@ -302,6 +351,13 @@ class AndroidClient:
         where = serial or str(self.endpoint)
         if isinstance(exc, ConnectionRefusedError) or "connect to adb server" in text:
             return self._no_server(text)
+        if isinstance(exc, wire.Garbled):
+            return AndroidDeviceError(
+                Fault.PROTOCOL, f"the device answered something adbd never sends during {phase}", where=where,
+                phase=phase, detail=text,
+                fix="retry; if it repeats, this device (or whatever answers at the server address) does not "
+                "behave like an Android phone: check it with `adb shell` or use another one",
+            )  # fmt: skip
         if isinstance(exc, AdbTimeout | TimeoutError):
             return AndroidDeviceError(
                 Fault.TIMEOUT, f"{phase} timed out", where=where, phase=phase, detail=text,

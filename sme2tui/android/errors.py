@@ -30,6 +30,8 @@ class Fault(StrEnum):
     TRANSFER_FAILED = "transfer-failed"  # adbd refused a push/pull for another reason
     UNSAFE = "unsafe"  # a path or argument we refuse to send (outside the tool dir, NUL, ...)
     PROTOCOL = "protocol"  # the server answered something that is not ADB
+    OVERSIZED = "oversized"  # the device sent far more than a real one would (huge output, endless stream)
+    IMPLAUSIBLE = "implausible"  # the device reported a value no real device has (a 5000-digit clock)
 
 
 class AndroidDeviceError(DeviceError):

@@ -12,17 +12,31 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sme2tui.android.errors import AndroidDeviceError, Fault
+
+# Most bytes kept of each section, cut on the device (`head -c`) so a hostile or broken device cannot make us
+# read without end. A real phone's getprop is ~100 KiB, its /proc/cpuinfo ~10 KiB; one byte more than the cap
+# is read so that "too long" can be told from "exactly at the cap".
+SECTION_LIMITS = {"getprop": 1 << 20, "cpuinfo": 256 << 10, "uname": 4 << 10, "cpufreq": 64 << 10,
+                  "thermal": 256 << 10}
+MAX_CPUS = 4096  # the kernel's largest NR_CPUS; a phone has 8-12
+MAX_KHZ_DIGITS = 8  # 99 GHz in kHz; phones run at 1-5 GHz
+
+
+def _capped(section: str, command: str) -> str:
+    return f"echo @@{section}; {{ {command}; }} 2>/dev/null | head -c {SECTION_LIMITS[section] + 1}; echo"
+
+
 # One device command that prints every section we parse; a fixed string (no user input in it).
-FACTS_SCRIPT = (
-    "echo @@getprop; getprop; "
-    "echo @@cpuinfo; cat /proc/cpuinfo; "
-    "echo @@uname; uname -r; "
-    "echo @@cpufreq; for c in /sys/devices/system/cpu/cpu[0-9]*; do "
-    'echo "${c##*/} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null)'
-    ' $(cat $c/cpufreq/scaling_governor 2>/dev/null)"; '
-    "done; "
-    "echo @@thermal; dumpsys thermalservice 2>/dev/null"
-)
+FACTS_SCRIPT = "; ".join([
+    _capped("getprop", "getprop"),
+    _capped("cpuinfo", "cat /proc/cpuinfo"),
+    _capped("uname", "uname -r"),
+    _capped("cpufreq", "for c in /sys/devices/system/cpu/cpu[0-9]*; do "
+                       'echo "${c##*/} $(head -c 64 $c/cpufreq/cpuinfo_max_freq 2>/dev/null)'
+                       ' $(head -c 64 $c/cpufreq/scaling_governor 2>/dev/null)"; done'),
+    _capped("thermal", "dumpsys thermalservice"),
+])
 
 # MIDR part numbers of Arm Ltd (implementer 0x41) cores seen in phones
 # (from Linux arch/arm64/include/asm/cputype.h).
@@ -160,46 +174,94 @@ def parse_getprop(text: str) -> dict[str, str]:
     return props
 
 
+def _implausible(what: str, where: str | None = None) -> AndroidDeviceError:
+    return AndroidDeviceError(
+        Fault.IMPLAUSIBLE, what, where=where,
+        fix="no real phone reports this: check the device (`adb shell cat` the file named) or use another one",
+    )  # fmt: skip
+
+
+def small_int(text: str, max_digits: int = 9) -> int | None:
+    """An unsigned decimal of at most `max_digits` ASCII digits, else None (also for "²", "1e9", 5000 digits)."""
+    return int(text) if re.fullmatch(f"[0-9]{{1,{max_digits}}}", text) else None
+
+
+def _cpu_index(text: str, source: str) -> int:
+    index = small_int(text, 6)
+    if index is None or index >= MAX_CPUS:
+        raise _implausible(f"{source} names CPU {text[:40]!r}, outside 0-{MAX_CPUS - 1}", source)
+    return index
+
+
 def parse_cpuinfo(text: str) -> list[CoreInfo]:
     """Per-core blocks of /proc/cpuinfo (arm64: `Features`, x86: `flags`), in processor order."""
-    cores: list[CoreInfo] = []
+    cores: dict[int, CoreInfo] = {}
     for block in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
         for line in block.splitlines():
             name, sep, value = line.partition(":")
             if sep:
                 fields[name.strip().lower()] = value.strip()
-        if "processor" not in fields or not fields["processor"].isdigit():
+        if "processor" not in fields or not fields["processor"].isascii() or not fields["processor"].isdigit():
             continue  # e.g. the trailing `Hardware :` block of older arm kernels
+        index = _cpu_index(fields["processor"], "/proc/cpuinfo")
         features = fields.get("features") or fields.get("flags") or ""
-        cores.append(
-            CoreInfo(
-                index=int(fields["processor"]),
-                features=tuple(features.split()),
-                implementer=fields.get("cpu implementer", "").lower() or None,
-                part=fields.get("cpu part", "").lower() or None,
-            )
+        cores[index] = CoreInfo(
+            index=index,
+            features=tuple(features.split()),
+            implementer=fields.get("cpu implementer", "").lower()[:16] or None,
+            part=fields.get("cpu part", "").lower()[:16] or None,
         )
-    return sorted(cores, key=lambda c: c.index)
+    return [cores[i] for i in sorted(cores)]
 
 
 def parse_cpufreq(text: str) -> dict[int, tuple[int | None, str | None]]:
-    """Lines `cpuN MAXFREQ_KHZ GOVERNOR` (either value may be missing) → {N: (khz, governor)}."""
+    """Lines `cpuN MAXFREQ_KHZ GOVERNOR` (either value may be missing) → {N: (khz, governor)}.
+
+    A clock that is not a number is treated as missing; one with more digits than any CPU could have
+    (a 5000-digit "frequency") is an error, not a number to compute masks with."""
     result: dict[int, tuple[int | None, str | None]] = {}
     for line in text.splitlines():
         words = line.split()
-        if not words or not re.fullmatch(r"cpu\d+", words[0]):
+        if not words or not re.fullmatch(r"cpu[0-9]+", words[0]):
             continue
-        khz = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
-        governor = next((w for w in words[1:] if not w.isdigit()), None)
-        result[int(words[0][3:])] = (khz, governor)
+        index = _cpu_index(words[0][3:], "/sys/devices/system/cpu")
+        khz = None
+        if len(words) > 1 and words[1].isascii() and words[1].isdigit():
+            khz = small_int(words[1], MAX_KHZ_DIGITS)
+            if khz is None:
+                raise _implausible(f"cpu{index} reports a maximum clock of {len(words[1])} digits (kHz)",
+                                   f"/sys/devices/system/cpu/cpu{index}/cpufreq/cpuinfo_max_freq")
+        governor = next((w for w in words[1:] if not (w.isascii() and w.isdigit())), None)
+        result[index] = (khz, clean_text(governor, 32) if governor else None)
     return result
 
 
 def parse_thermal_status(text: str) -> int | None:
-    """`dumpsys thermalservice` → the `Thermal Status: N` value (0 none … 6 shutdown)."""
-    m = re.search(r"^\s*Thermal Status:\s*(\d+)\s*$", text, re.M)
+    """`dumpsys thermalservice` → the `Thermal Status: N` value (0 none … 6 shutdown); None if absent or absurd."""
+    m = re.search(r"^\s*Thermal Status:\s*([0-9]{1,2})\s*$", text, re.M)
     return int(m.group(1)) if m else None
+
+
+def clean_text(text: str | None, limit: int = 200) -> str | None:
+    """A device-supplied string made safe to print: no control characters (no ANSI escapes reach a
+    terminal or an SVG), at most `limit` characters."""
+    if text is None:
+        return None
+    cleaned = re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", text).strip()
+    return (cleaned[: limit - 1] + "…") if len(cleaned) > limit else cleaned
+
+
+def check_sizes(sections: dict[str, str]) -> None:
+    """An error when a section reached its cap: that device answered more than a phone ever does."""
+    for name, limit in SECTION_LIMITS.items():
+        size = len(sections.get(name, "").encode(errors="replace"))
+        if size > limit:
+            raise AndroidDeviceError(
+                Fault.OVERSIZED, f"the device's {name} output is over {limit >> 10} KiB (a phone's is a few KiB)",
+                where=name,
+                fix="check the device (`adb shell` the command) or use another one; sme2tui stops reading there",
+            )  # fmt: skip
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -276,9 +338,16 @@ def sme_verdict(cores: tuple[CoreInfo, ...] | list[CoreInfo], *, emulator: bool)
 
 
 def build_facts(serial: str, state: str, dump: str) -> DeviceFacts:
-    """DeviceFacts from the output of FACTS_SCRIPT."""
+    """DeviceFacts from the output of FACTS_SCRIPT. AndroidDeviceError (OVERSIZED, IMPLAUSIBLE) when the
+    device's answers cannot come from a working Android device."""
     sections = split_sections(dump)
+    check_sizes(sections)
     props = parse_getprop(sections.get("getprop", ""))
+    if not props:
+        raise AndroidDeviceError(
+            Fault.IMPLAUSIBLE, "`getprop` printed no Android properties", where=serial,
+            fix="check `adb shell getprop` on this device; every Android device lists hundreds of properties",
+        )  # fmt: skip
     freqs = parse_cpufreq(sections.get("cpufreq", ""))
     cores = tuple(
         CoreInfo(
@@ -295,21 +364,22 @@ def build_facts(serial: str, state: str, dump: str) -> DeviceFacts:
     big, prime = core_tiers(max_freqs)
     emulator = is_emulator(props)
     verdict, sentence = sme_verdict(cores, emulator=emulator)
-    sdk = props.get("ro.build.version.sdk", "")
     kernel = sections.get("uname", "").strip()
+
+    def prop(*keys: str) -> str | None:
+        return clean_text(next((props[k] for k in keys if props.get(k)), None))
+
+    soc = " ".join(p for p in (props.get("ro.soc.manufacturer"), props.get("ro.soc.model")) if p)
     return DeviceFacts(
         serial=serial,
         state=state,
-        model=props.get("ro.product.marketname") or props.get("ro.product.model") or None,
-        manufacturer=props.get("ro.product.manufacturer") or None,
-        soc=" ".join(p for p in (props.get("ro.soc.manufacturer"), props.get("ro.soc.model")) if p)
-        or props.get("ro.board.platform")
-        or props.get("ro.hardware")
-        or None,
-        android_version=props.get("ro.build.version.release") or None,
-        sdk=int(sdk) if sdk.isdigit() else None,
-        abi=props.get("ro.product.cpu.abi") or None,
-        kernel=kernel or None,
+        model=prop("ro.product.marketname", "ro.product.model"),
+        manufacturer=prop("ro.product.manufacturer"),
+        soc=clean_text(soc) or prop("ro.board.platform", "ro.hardware"),
+        android_version=prop("ro.build.version.release"),
+        sdk=small_int(props.get("ro.build.version.sdk", ""), 4),
+        abi=prop("ro.product.cpu.abi"),
+        kernel=clean_text(kernel) or None,
         emulator=emulator,
         cores=cores,
         big_cores=big,

@@ -54,13 +54,15 @@ def command_line(
     cwd: str | None = None,
     cpu_mask: str | None = None,
     pidfile: str | None = None,
+    pid_record: str | None = None,
 ) -> str:
     """`cd CWD && NAME=value... taskset MASK argv...`, every user-supplied piece quoted.
 
     With `pidfile`, the program runs as a background job of the device shell whose pid is written to
     `pidfile` (removed when it ends) and whose exit status (128+N for signal N) becomes the shell's. adbd
     does not kill a pty-less command when the client goes away, so this pid is how a timed-out or
-    orphaned run gets stopped (see `kill_line`).
+    orphaned run gets stopped (see `kill_line`). With `pid_record` too, the pid is also written there and
+    kept: Android logs by pid, so it is how the program's own log is found afterwards (`logcat --pid`).
     """
     if not argv:
         raise ValueError("argv is empty")
@@ -84,6 +86,8 @@ def command_line(
         words += ["taskset", cpu_mask.lower().removeprefix("0x")]
     words.append(join(argv))
     program = " ".join(words)
+    if pid_record is not None and pidfile is None:
+        raise ValueError("pid_record needs pidfile (the program must run as a background job)")
     if pidfile is None:
         line = " ".join([*assignments, program])
         if cwd is not None:
@@ -96,9 +100,10 @@ def command_line(
             steps.append("export " + " ".join(assignments))
         steps.append(f"exec {program}")
         pid = quote(pidfile)
+        record = f" echo $! > {quote(pid_record)};" if pid_record is not None else ""
         line = (
             f"mkdir -p {quote(posixpath.dirname(pidfile))} && "
-            f"{{ ( {' && '.join(steps)} ) & echo $! > {pid}; wait $!; rc=$?; rm -f {pid}; exit $rc; }}"
+            f"{{ ( {' && '.join(steps)} ) & echo $! > {pid};{record} wait $!; rc=$?; rm -f {pid}; exit $rc; }}"
         )
     if len(line.encode()) > MAX_COMMAND_BYTES:
         raise AndroidDeviceError(

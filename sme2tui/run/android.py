@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from sme2tui.android.facts import DeviceFacts
     from sme2tui.android.session import DeviceSession
 
+KERNEL_LOG = "kernel.log"  # the name the SME2 evidence reads in a cell folder (sme2tui.analysis.evidence)
+TIMING_LIMIT = 16 << 20  # a timing JSON holds one number per iteration: 100k iterations are ~2 MiB
 # Faults after which the device cannot take more cells in this run.
 DEVICE_LOST = {"GONE", "UNAUTHORIZED", "OFFLINE", "NO_SERVER", "CONNECTION_LOST", "CONNECT_FAILED"}
 ABI_ARCH = {"arm64-v8a": "arm64", "armeabi-v7a": "arm", "x86_64": "x86_64", "x86": "x86"}
@@ -118,13 +120,28 @@ def _mask_cores(mask: str) -> list[int]:
 
 def _check_arch(binary: Path, facts: DeviceFacts, target: AndroidTarget) -> str | None:
     """A problem sentence when the runner cannot run on this device's ABI (None when it can)."""
-    from sme2tui.runners.binfmt import read_arch
+    from sme2tui.runners.binfmt import NotABinary, read_arch
 
-    arch = read_arch(binary).canonical
+    if target.allow_foreign_runner:
+        return None
+    try:
+        arch = read_arch(binary).canonical
+    except (NotABinary, OSError) as exc:
+        return f"{binary.name} is not an executable program ({exc})"
     wanted = ABI_ARCH.get(facts.abi or "", facts.abi or "?")
-    if arch == wanted or target.allow_foreign_runner:
+    if arch == wanted:
         return None
     return f"{binary.name} is built for {arch}, but {facts.serial} runs {facts.abi}"
+
+
+def _logs_to_android(binary: Path) -> bool:
+    """Whether to collect the runner's Android log (logcat) after each round: yes for a kernel-log build
+    (XNNPACK names its micro-kernels there on Android, the SME2 evidence), and for a runner without a
+    build manifest (we cannot know; the log is cheap and often says why a run failed)."""
+    from sme2tui.runners.manifest import read_manifest
+
+    manifest = read_manifest(binary)
+    return manifest is None or bool(manifest.get("kernel_log"))
 
 
 def run_android(
@@ -293,7 +310,7 @@ def _device_worker(config: RunConfig, folder: RunFolder, slot: DeviceSlot, binar
             if target.fixed_performance_mode:
                 slot.session.restore()
             if target.cleanup:
-                slot.session.remove_tree(slot.session.tool_dir)
+                slot.session.cleanup()
     except AndroidDeviceError as exc:
         out.put(Checkpoint("run", "device", "fail", exc.what, exc.fix or "", subject=slot.label))
         for group in slot.cells:
@@ -326,6 +343,7 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                out: queue.Queue[Event | None], stop: threading.Event) -> int:
     session = slot.session
     uploads = {c.id: _upload(slot, binaries[c.id], ptes[c.id], inputs[c.id], c.variant, stats) for c in group}
+    android_log = {c.id: _logs_to_android(binaries[c.id]) for c in group}
     plan = split_rounds(config.iterations, config.rounds)
     records: dict[str, dict[str, Any]] = {}
     for cell in group:
@@ -349,17 +367,20 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                 continue
             up, cell_dir = uploads[cell.id], folder.cell_dir(cell)
             remote_dir = f"{session.tool_dir}/cells/{cell.id}"
-            session.ensure_dir(remote_dir)
+            session.ensure_dir(remote_dir, owned=True)
             flavour = flavour_of(binaries[cell.id].name)
             etdump = f"{remote_dir}/etdump-r{index}.etdp" if config.profile else None
             timing = f"{remote_dir}/timing-r{index}.json" if flavour == "sme2_runner" else None
             argv = runner_argv(flavour, up.runner, pte=up.pte, threads=cell.threads, warmup=config.warmup,
                                iterations=count, etdump=etdump, timing_json=timing, inputs=up.inputs)
+            pid_record = f"{remote_dir}/runner-r{index}.pid" if android_log[cell.id] else None
             thermal_before = session.thermal_status()
-            result = session.run(argv, env={"LD_LIBRARY_PATH": up.lib_dir}, cwd=remote_dir, cpu_mask=mask)
+            result = session.run(argv, env={"LD_LIBRARY_PATH": up.lib_dir}, cwd=remote_dir, cpu_mask=mask,
+                                 pid_record=pid_record)
             thermal_after = session.thermal_status()
             (cell_dir / f"stdout-r{index}.log").write_text(result.stdout)
             (cell_dir / f"stderr-r{index}.log").write_text(result.stderr)
+            log_pid = _save_android_log(session, pid_record, cell_dir, index) if pid_record else None
             if not result.ok:
                 what = (f"runner killed by {result.signal_name}" if result.signal is not None
                         else f"runner exited with {result.exit_code}")
@@ -373,15 +394,29 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
             entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count, "command": argv,
                                      "seconds": round(result.duration, 3), "thermal_before": thermal_before,
                                      "thermal_after": thermal_after}
+            if log_pid is not None:
+                entry.update(pid=log_pid, android_log=KERNEL_LOG)
+            if result.dropped:
+                entry["output_left_out_bytes"] = result.dropped
             if etdump:
                 session.pull(etdump, cell_dir / f"etdump-r{index}.etdp")
                 entry["etdump"] = f"etdump-r{index}.etdp"
             if timing:
-                session.pull(timing, cell_dir / f"timing-r{index}.json")
-                data = json.loads((cell_dir / f"timing-r{index}.json").read_text())
+                session.pull(timing, cell_dir / f"timing-r{index}.json", max_bytes=TIMING_LIMIT)
+                try:
+                    warmup_ns, measured_ns = read_timing(cell_dir / f"timing-r{index}.json", expected=count)
+                except ValueError as exc:
+                    failed.add(cell.id)
+                    folder.set_cell(cell.id, status="failed", finished_utc=utc_now(), error={
+                        "kind": "RUNNER_OUTPUT", "what": f"the runner's timing file is unusable: {exc}",
+                        "where": f"cells/{cell.id}/timing-r{index}.json", "command": argv,
+                        "fix": "rebuild the runner (sme2tui build android) and rerun with --resume; a runner that "
+                               "writes this is broken"})
+                    out.put(CellStatus(cell.id, "failed", f"unusable timing file: {exc}"[:200]))
+                    continue
                 entry["timing"] = f"timing-r{index}.json"
-                records[cell.id]["warmup_ns"] += data.get("warmup_ns", [])
-                records[cell.id]["iterations_ns"] += data.get("measured_ns", [])
+                records[cell.id]["warmup_ns"] += warmup_ns
+                records[cell.id]["iterations_ns"] += measured_ns
             records[cell.id]["rounds"].append(entry)
             done[cell.id] += count
             out.put(CellStatus(cell.id, "running", "measuring", done[cell.id], config.iterations,
@@ -399,3 +434,37 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                         files=sorted(folder.rel(p) for p in cell_dir.iterdir()))
         out.put(CellStatus(cell.id, "done", f"measured on {slot.label}", config.iterations, config.iterations))
     return len(failed)
+
+
+def _save_android_log(session: DeviceSession, pid_record: str, cell_dir: Path, index: int) -> int | None:
+    """Append this round's Android log of the runner (by its pid) to the cell's kernel.log; returns the pid.
+
+    The first round of a cell starts the file afresh, so a resumed cell does not keep an earlier attempt's
+    log. What the log proves (SME2 kernel names) is read by the analysis like the host's stderr."""
+    pid, text = session.log_of(pid_record)
+    if pid is None:
+        return None
+    with (cell_dir / KERNEL_LOG).open("w" if index == 0 else "a", errors="replace") as log:
+        log.write(f"--- round {index}: logcat -d -v threadtime --pid={pid} on {session.serial} ---\n")
+        log.write(text if text.endswith("\n") or not text else text + "\n")
+    return pid
+
+
+def read_timing(path: Path, *, expected: int) -> tuple[list[int], list[int]]:
+    """(warmup_ns, measured_ns) from a runner's timing JSON, which must time `expected` iterations;
+    ValueError saying what is wrong with it."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"not JSON ({str(exc)[:120]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected an object with warmup_ns and measured_ns, got {type(data).__name__}")
+    lists = []
+    for key in ("warmup_ns", "measured_ns"):
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(type(v) is int and 0 <= v < 1 << 63 for v in values):
+            raise ValueError(f"{key} must be a list of non-negative integer nanoseconds")
+        lists.append(values)
+    if len(lists[1]) != expected:
+        raise ValueError(f"it times {len(lists[1])} iteration(s), the round ran {expected}")
+    return lists[0], lists[1]
