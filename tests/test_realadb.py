@@ -205,3 +205,55 @@ def _runner_processes(device_root: Path) -> list[str]:
     out = subprocess.run(["pgrep", "-f", str(device_root / "data/local/tmp/sme2tui/runners")], capture_output=True,
                          text=True, check=False)
     return out.stdout.split()
+
+
+KERNELS = {
+    "on": ["kai_kernel_matmul_clamp_f32_f32p2vlx1_f32p2vlx1biasf32_sme2_mopa",
+           "xnn_pf32_gemm_minmax_ukernel_32x32c2__neonsme2"],
+    "off": ["xnn_f32_gemm_minmax_ukernel_6x8__aarch64_neonfma_lane_ld128",
+            "xnn_f32_igemm_minmax_ukernel_4x8__aarch64_neonfma_lane_ld128"],
+}
+
+
+def kernel_log_runner(real: Path, side: str, where: Path) -> Path:
+    """A stand-in for a kernel-log Android runner (XNN_LOG_LEVEL=4): XNNPACK names the micro-kernels it
+    picks in Android's log — liblog, under the runner's own pid — and then the real runner runs in this
+    same process (exec keeps the pid). On the device double, liblog is `$ANDROID_LOGD_DOUBLE`."""
+    where.mkdir(parents=True)
+    lines = "".join(
+        f"printf '%s\\t%s\\t%s\\t%s\\tI\\tXNNPACK\\t%s\\n' \"$(date +%m-%d)\" \"$(date +%H:%M:%S.%3N)\" $$ $$ "
+        f"'selected micro-kernel {k}' >> \"$ANDROID_LOGD_DOUBLE\"\n" for k in KERNELS[side])
+    script = where / "sme2_runner"
+    script.write_text(f"#!/bin/sh\n{lines}exec {real} \"$@\"\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_kernel_log_from_the_phone_feeds_the_sme2_evidence(runner: Path, lab: RealAdbLab, tmp_path: Path,
+                                                           session_root: Path) -> None:
+    phone = lab.add(SME2_PHONE)
+    phone.log(1, "I", "ActivityManager", "another process: xnn_noise_ukernel__sme2 must not be collected")
+    config = phone_config(runner, lab, phone.serial)
+    config["variants"] = [
+        {"name": "sme2-off", "delegate": "xnnpack", "sme2": "off",
+         "runner": str(kernel_log_runner(runner, "off", tmp_path / "off"))},
+        {"name": "sme2-on", "delegate": "xnnpack", "sme2": "on",
+         "runner": str(kernel_log_runner(runner, "on", tmp_path / "on"))},
+    ]
+    config["compare"] = {"baseline": "sme2-off", "candidate": "sme2-on"}
+    result, out = auto(config, tmp_path, session_root)
+    assert "Traceback" not in result.stderr
+    manifest = manifest_of(out)
+    assert all(c["status"] == "done" for c in manifest["cells"].values()), result.stderr
+    for cell_id, cell in manifest["cells"].items():
+        log = (Path(out["run_dir"]) / "cells" / cell_id / "kernel.log").read_text()
+        side = "on" if cell["variant"] == "sme2-on" else "off"
+        rounds = json.loads((Path(out["run_dir"]) / "cells" / cell_id / "timing.json").read_text())["rounds"]
+        assert [r["round"] for r in rounds] == [0, 1] and all(r["pid"] > 1 for r in rounds)
+        for r in rounds:  # each round's log is that round's process, found by its pid
+            assert f"--pid={r['pid']}" in log
+        assert all(k in log for k in KERNELS[side]) and "noise" not in log
+        assert log.count("XNNPACK") == 2 * len(KERNELS[side])
+    assert "SME2 evidence [sme2-on]: variant `sme2-on`: SME2 kernels seen (XNNPACK kernel log" in result.stderr
+    assert "SME2 evidence [sme2-off]: variant `sme2-off`: SME2 kernels not seen (XNNPACK kernel log" in result.stderr
+    assert any(s.startswith("shell,v2:") and "logcat -d -v threadtime --pid=" in s for s in lab.adbd(phone).opened)

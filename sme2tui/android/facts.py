@@ -230,7 +230,8 @@ def parse_cpufreq(text: str) -> dict[int, tuple[int | None, str | None]]:
         if len(words) > 1 and words[1].isascii() and words[1].isdigit():
             khz = small_int(words[1], MAX_KHZ_DIGITS)
             if khz is None:
-                raise _implausible(f"cpu{index} reports a maximum clock of {len(words[1])} digits (kHz)",
+                digits = f"{len(words[1])}{'+' if len(words[1]) >= 64 else ''}"  # the device side reads 64 bytes
+                raise _implausible(f"cpu{index} reports a maximum clock with {digits} digits (kHz; a phone's has 7)",
                                    f"/sys/devices/system/cpu/cpu{index}/cpufreq/cpuinfo_max_freq")
         governor = next((w for w in words[1:] if not (w.isascii() and w.isdigit())), None)
         result[index] = (khz, clean_text(governor, 32) if governor else None)

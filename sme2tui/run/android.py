@@ -69,8 +69,10 @@ def android_runner(config: RunConfig, variant_name: str) -> Path:
 
 
 def android_preflight(config: RunConfig) -> None:
-    """Runners built and every device reachable and authorized — before any export or run folder."""
+    """Runners built and every device reachable, authorized and readable (its facts make sense) — before
+    any export or run folder."""
     from sme2tui.android.client import AndroidClient, Timeouts
+    from sme2tui.android.session import DeviceSession
 
     for variant in config.variants:
         android_runner(config, variant.name)
@@ -80,7 +82,7 @@ def android_preflight(config: RunConfig) -> None:
         client = clients.get(endpoint) or clients.setdefault(endpoint, AndroidClient(endpoint, timeouts=Timeouts()))
         for address in config.target.connect:
             client.connect(address)
-        client.select(serial)
+        DeviceSession(client, client.select(serial), tool_dir=config.target.device_dir).facts()
 
 
 def _device_refs(target: AndroidTarget) -> list[tuple[str | None, str | None]]:

@@ -40,6 +40,7 @@ from tests.adb_double.sync_service import serve_sync
 
 if TYPE_CHECKING:
     import subprocess
+
     from tests.adb_double.device import FakeDevice
 
 A_CNXN = 0x4E584E43
@@ -271,10 +272,8 @@ class AdbdDouble:
                 if found is None:
                     link.send(A_CLSE, 0, arg0)
                     continue
-                try:
+                with contextlib.suppress(OSError):  # the service ended; its CLSE is on the way
                     found.ours.sendall(payload)
-                except OSError:
-                    pass  # the service ended; its CLSE is on the way
                 link.send(A_OKAY, found.local_id, found.remote_id)
             elif command == A_OKAY:
                 found = streams.get(arg1)

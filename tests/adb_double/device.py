@@ -64,6 +64,9 @@ class ShellFault:
                        the device comes back in that state ("unauthorized": authorizations were revoked,
                        "offline": adbd hangs);
             "hang"   — the command never runs and nothing is answered until the client gives up;
+            "flood"  — the command never runs; stdout data streams without end until the client leaves
+                       (a hostile or broken device; with `after_output` > 0 one v2 packet instead claims
+                       that many bytes and sends only the first few);
             "signal" — the command starts and is killed with `signal` (exit status 128+signal).
     times: how many matching commands it affects (None = all).
     """
@@ -272,7 +275,7 @@ class FakeDevice:
         self, pattern: str, action: str, *, signal: int = 9, times: int | None = None, after_output: int = 0,
         state: str | None = None,
     ) -> None:
-        if action not in ("drop", "vanish", "reconnect", "hang", "signal"):
+        if action not in ("drop", "vanish", "reconnect", "hang", "signal", "flood"):
             raise ValueError(f"unknown shell fault action {action!r}")
         if state is not None and (action != "reconnect" or state not in VALID_STATES):
             raise ValueError("state goes with the reconnect action: one of " + ", ".join(VALID_STATES))

@@ -14,6 +14,7 @@ import contextlib
 import os
 import selectors
 import signal
+import struct
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -91,6 +92,18 @@ def wait_for_hangup(sock: socket.socket, stop: threading.Event) -> None:
             return
 
 
+def _flood(sock: socket.socket, *, v2: bool, stop: threading.Event, claim: int) -> None:
+    """Output without end (until the client leaves or the server stops), or one packet that claims
+    `claim` bytes and then sends a few: what a client must survive without taking unbounded memory."""
+    chunk = b"A" * 65536
+    if claim:
+        wire.send_all(sock, struct.pack("<BI", 1, claim) + chunk[:100])
+        wait_for_hangup(sock, stop)
+        return
+    while not stop.is_set():
+        wire.send_all(sock, wire.shell_v2_packet(1, chunk) if v2 else chunk)
+
+
 def run_shell(
     device: FakeDevice,
     sock: socket.socket,
@@ -108,6 +121,9 @@ def run_shell(
     fault = device.take_shell_fault(command)
     if fault is not None and fault.action == "hang":
         wait_for_hangup(sock, stop)
+        return
+    if fault is not None and fault.action == "flood":
+        _flood(sock, v2=v2, stop=stop, claim=fault.after_output)
         return
     proc = subprocess.Popen(
         ["/bin/sh", "-c", device.rewrite_command(command)],

@@ -84,7 +84,7 @@ def _stat2(device: FakeDevice, sock: socket, path: str, *, follow: bool) -> None
     ident = b"STA2" if follow else b"LST2"
     try:
         target = device.host_path(path)
-        st = os.stat(target) if follow else os.lstat(target)
+        st = target.stat() if follow else target.lstat()
     except OSError as exc:
         wire.send_all(sock, ident + _stat2_fields(None, exc.errno or 2))
         return
