@@ -16,53 +16,28 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sme2tui.etdump import read_etdump
 from sme2tui.exit_codes import ExitCode
-from tests.adb_double.device import SME2_PHONE, FakeDevice
-from tests.adb_double.real_server import ADB, INSTALL_HINT, RealAdbLab, real_adb_lab
-from tests.conftest import REPO, run_cli, tiny_config
+from tests.adb_double.device import SME2_PHONE
+from tests.adb_double.real_server import RealAdbLab, real_adb_lab
+from tests.adb_double.realadb_pipeline import REALADB, auto, build_host_runner, manifest_of, phone_config
+from tests.conftest import REPO
 
-pytestmark = [pytest.mark.realadb, pytest.mark.skipif(ADB is None, reason=INSTALL_HINT)]
+pytestmark = REALADB
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("realadb-runners")
-    result = run_cli("build", "host", "--runners-dir", root)
-    assert result.returncode == 0, result.stderr
-    return root / "host-native" / "sme2_runner"
+    return build_host_runner(tmp_path_factory.mktemp("realadb-runners"))
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[RealAdbLab]:
     with real_adb_lab(tmp_path) as lab:
         yield lab
-
-
-def phone_config(runner: Path, lab: RealAdbLab, serial: str | None, **target: Any) -> dict[str, Any]:
-    return tiny_config(
-        name="realadb", iterations=4, warmup=1, rounds=2,
-        variants=[{"name": "portable", "delegate": "portable", "runner": str(runner)},
-                  {"name": "xnnpack", "delegate": "xnnpack", "runner": str(runner)}],
-        target={"kind": "android", "adb_server": lab.endpoint, "serial": serial, "allow_foreign_runner": True,
-                "fixed_performance_mode": True, **target},
-    )
-
-
-def auto(config: dict[str, Any], tmp_path: Path, session_root: Path, *extra: str) -> tuple[Any, dict[str, Any]]:
-    path = tmp_path / "phone.json"
-    path.write_text(json.dumps(config))
-    result = run_cli("--auto", "--json", "--config", path, "--output-root", session_root / "runs", *extra,
-                     cwd=tmp_path)
-    return result, json.loads(result.stdout) if result.stdout.strip() else {}
-
-
-def manifest_of(out: dict[str, Any]) -> dict[str, Any]:
-    return json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
 
 
 def test_full_pipeline_through_the_real_server(runner: Path, lab: RealAdbLab, tmp_path: Path,
@@ -89,10 +64,14 @@ def test_full_pipeline_through_the_real_server(runner: Path, lab: RealAdbLab, tm
 
 def test_two_phones_in_parallel(runner: Path, lab: RealAdbLab, tmp_path: Path, session_root: Path) -> None:
     first, second = lab.add(SME2_PHONE), lab.add(SME2_PHONE)
-    config = phone_config(runner, lab, None, serials=[first.serial, second.serial])
+    second.write("/data/local/tmp/sme2tui/mine.txt", b"a file sme2tui did not put there")
+    config = phone_config(runner, lab, None, serials=[first.serial, second.serial], cleanup=True)
     config["threads"] = [1, 2]
     result, out = auto(config, tmp_path, session_root)
     assert result.returncode == 0, result.stderr
+    # cleanup: everything sme2tui put on the phones is gone, and nothing else
+    assert not first.exists("/data/local/tmp/sme2tui")
+    assert [p.name for p in second.host_path("/data/local/tmp/sme2tui").iterdir()] == ["mine.txt"]
     manifest = manifest_of(out)
     by_device: dict[str, set[int]] = {}
     for cell in manifest["cells"].values():
@@ -101,67 +80,17 @@ def test_two_phones_in_parallel(runner: Path, lab: RealAdbLab, tmp_path: Path, s
     assert by_device == {first.serial: {1}, second.serial: {2}}
 
 
-def _inject_transfer(kind: str) -> Any:
-    def inject(phone: FakeDevice) -> None:
-        if kind == "push":
-            phone.drop_push_after(50_000)
-        else:
-            phone.drop_pull_after(100)
-    return inject
-
-
-# fault → (inject, error kinds the manifest may promise, what a person does before --resume)
-FAULTS: dict[str, tuple[Any, set[str], Any]] = {
-    "drops mid-push": (_inject_transfer("push"), {"connection-lost"}, None),
-    "drops mid-run": (lambda p: p.fail_shell("--num_executions", "drop", times=1), {"connection-lost"}, None),
-    "drops mid-pull": (_inject_transfer("pull"), {"connection-lost"}, None),
-    "vanishes mid-run": (lambda p: p.fail_shell("--num_executions", "vanish", times=1), {"offline", "gone"},
-                         lambda p, lab: p.replug()),
-    "turns unauthorized": (lambda p: p.fail_shell("--cpu_threads=2", "reconnect", state="unauthorized", times=1),
-                           {"unauthorized"}, lambda p, lab: setattr(p, "state", "device")),
-    "goes offline": (lambda p: p.fail_shell("--cpu_threads=2", "reconnect", state="offline", times=1),
-                     {"offline"}, lambda p, lab: setattr(p, "state", "device")),
-}
-
-
-@pytest.mark.parametrize("fault", list(FAULTS))
-def test_fault_is_classified_and_resume_finishes(fault: str, runner: Path, lab: RealAdbLab, tmp_path: Path,
-                                                 session_root: Path) -> None:
-    inject, kinds, recover = FAULTS[fault]
-    phone = lab.add(SME2_PHONE)
-    inject(phone)
-    config = phone_config(runner, lab, phone.serial, timeout_s=20)
-    config["threads"] = [1, 2]  # two groups: the first completes before the second meets the fault
-    result, out = auto(config, tmp_path, session_root)
-    assert result.returncode in (ExitCode.RUN, ExitCode.DEVICE), result.stderr
-    assert "Traceback" not in result.stderr
-    run_dir = Path(out["run_dir"])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    failed = {k: c["error"] for k, c in manifest["cells"].items() if c["status"] == "failed"}
-    assert failed and {e["kind"] for e in failed.values()} <= kinds, failed
-    assert all(e["what"] and e["fix"] for e in failed.values())
-    done = {k for k, c in manifest["cells"].items() if c["status"] == "done"}
-    if "cpu_threads=2" in str(inject.__code__.co_consts):
-        assert len(done) == 2, "the first group's cells are kept"
-    if recover is not None:
-        recover(phone, lab)
-    lab.server.wait_for(phone.serial, "device")
-    resumed = run_cli("--auto", "--json", "--resume", run_dir, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert all(c["status"] == "done" for c in manifest["cells"].values())
-    for cell_id in manifest["cells"]:
-        for etdump in (run_dir / "cells" / cell_id).glob("etdump-r*.etdp"):
-            assert read_etdump(etdump).iterations
-
-
-@pytest.mark.parametrize("state", ["unauthorized", "offline"])
-def test_phone_not_ready_stops_before_any_work(state: str, runner: Path, lab: RealAdbLab, tmp_path: Path,
+@pytest.mark.parametrize(("state", "how"), [("unauthorized", "listed"), ("offline", "listed"),
+                                           ("unauthorized", "connect")])
+def test_phone_not_ready_stops_before_any_work(state: str, how: str, runner: Path, lab: RealAdbLab, tmp_path: Path,
                                                session_root: Path) -> None:
-    phone = lab.add(SME2_PHONE, state=state)
+    """Already listed in that state, or reached through the config's `connect` (adb 29 answers
+    "failed to authenticate" there): either way the answer is the state's own error and fix."""
+    phone = lab.add(SME2_PHONE, state=state, connect=how == "listed")
     runs = session_root / "runs"
     before = set(runs.iterdir()) if runs.exists() else set()
-    result, out = auto(phone_config(runner, lab, phone.serial), tmp_path, session_root)
+    connect = {"connect": [phone.serial]} if how == "connect" else {}
+    result, out = auto(phone_config(runner, lab, phone.serial, **connect), tmp_path, session_root)
     assert result.returncode == ExitCode.DEVICE, result.stderr
     assert out["error"]["kind"] == state and out["error"]["fix"]
     assert "Traceback" not in result.stderr

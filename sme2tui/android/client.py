@@ -270,6 +270,14 @@ class AndroidClient:
         except (AdbError, OSError, EOFError) as exc:
             raise self.translate(exc, phase="connect") from exc
         if not answer.startswith(("connected to", "already connected to")):
+            # adb 29+ waits for the handshake: "failed to authenticate" (the phone has not accepted this
+            # computer) or "failed to connect" after 10 s while it stays listed offline. The listed state
+            # says what a person should do; "could not connect" would send them to check the network.
+            state = self.state_of(str(target))
+            not_ready = readiness_error(str(target), state) if state is not None else None
+            if not_ready is not None:
+                not_ready.detail = answer
+                raise not_ready
             raise AndroidDeviceError(
                 Fault.CONNECT_FAILED,
                 f"the ADB server could not connect to {target}",

@@ -81,11 +81,13 @@ class ShellFault:
 
 @dataclass
 class TransferFault:
-    """Cut the sync connection after `after_bytes` bytes of file data (push: received; pull: sent)."""
+    """Cut the sync connection after `after_bytes` bytes of file data (push: received; pull: sent), for
+    transfers whose device path matches `pattern` (re.search; None = any)."""
 
     after_bytes: int
     vanish: bool = False
     times: int | None = None
+    pattern: str | None = None
 
 
 @dataclass
@@ -110,6 +112,10 @@ class ReceivedFile:
     path: str
     size: int
     mode: int
+
+
+def _matches(fault: TransferFault | None, path: str) -> bool:
+    return fault is not None and (fault.pattern is None or re.search(fault.pattern, path) is not None)
 
 
 def _take(fault: TransferFault | ShellFault | None) -> bool:
@@ -282,13 +288,15 @@ class FakeDevice:
         with self._lock:
             self.faults.shell.append(ShellFault(pattern, action, signal, times, after_output, state))
 
-    def drop_push_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
+    def drop_push_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1,
+                        pattern: str | None = None) -> None:
         with self._lock:
-            self.faults.push = TransferFault(nbytes, vanish, times)
+            self.faults.push = TransferFault(nbytes, vanish, times, pattern)
 
-    def drop_pull_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1) -> None:
+    def drop_pull_after(self, nbytes: int, *, vanish: bool = False, times: int | None = 1,
+                        pattern: str | None = None) -> None:
         with self._lock:
-            self.faults.pull = TransferFault(nbytes, vanish, times)
+            self.faults.pull = TransferFault(nbytes, vanish, times, pattern)
 
     def set_free_bytes(self, nbytes: int | None) -> None:
         with self._lock:
@@ -301,13 +309,13 @@ class FakeDevice:
                     return fault
         return None
 
-    def take_push_fault(self) -> TransferFault | None:
+    def take_push_fault(self, path: str = "") -> TransferFault | None:
         with self._lock:
-            return self.faults.push if _take(self.faults.push) else None
+            return self.faults.push if _matches(self.faults.push, path) and _take(self.faults.push) else None
 
-    def take_pull_fault(self) -> TransferFault | None:
+    def take_pull_fault(self, path: str = "") -> TransferFault | None:
         with self._lock:
-            return self.faults.pull if _take(self.faults.pull) else None
+            return self.faults.pull if _matches(self.faults.pull, path) and _take(self.faults.pull) else None
 
     def reserve_space(self, nbytes: int) -> bool:
         """Account for `nbytes` written by SEND; False when the device has no room for them."""

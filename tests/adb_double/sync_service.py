@@ -127,7 +127,7 @@ def _send(device: FakeDevice, sock: socket, spec: str) -> bool:
     path, _, mode_text = spec.rpartition(",")
     mode = int(mode_text) if mode_text.isdigit() else 0o644
     target = device.host_path(path)
-    fault = device.take_push_fault()
+    fault = device.take_push_fault(path)
     error: str | None = None
     received = 0
     handle = None
@@ -184,7 +184,7 @@ def _send(device: FakeDevice, sock: socket, spec: str) -> bool:
 
 def _recv(device: FakeDevice, sock: socket, path: str) -> bool:
     source = device.host_path(path)
-    fault = device.take_pull_fault()
+    fault = device.take_pull_fault(path)
     try:
         handle = source.open("rb")
     except IsADirectoryError:
