@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from sme2tui.android import AndroidClient
 from sme2tui.etdump import read_etdump
 from sme2tui.exit_codes import ExitCode
 from tests.adb_double.device import SME2_PHONE
 from tests.adb_double.real_server import RealAdbLab, real_adb_lab
 from tests.adb_double.realadb_pipeline import REALADB, auto, build_host_runner, manifest_of, phone_config
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 pytestmark = REALADB
 
@@ -60,6 +61,25 @@ def test_full_pipeline_through_the_real_server(runner: Path, lab: RealAdbLab, tm
     again, out2 = auto(phone_config(runner, lab, phone.serial), tmp_path, session_root)
     assert again.returncode == 0, again.stderr
     assert manifest_of(out2)["pushed_bytes"] == {phone.serial: 0}
+
+
+def test_devices_lists_every_state_the_server_reports(lab: RealAdbLab, tmp_path: Path) -> None:
+    """`sme2tui devices` through the real server: tags from the phone's CNXN banner, and phones that are not
+    ready listed with the reason a person can act on."""
+    ready = lab.add(SME2_PHONE)
+    locked = lab.add(SME2_PHONE, state="unauthorized")
+    hung = lab.add(SME2_PHONE, state="offline")
+    result = run_cli("devices", "--json", "--adb-server", lab.endpoint, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    by_serial = {d["serial"]: d for d in json.loads(result.stdout)}
+    assert set(by_serial) == {ready.serial, locked.serial, hung.serial}
+    assert by_serial[ready.serial]["sme"] == "sme2" and by_serial[ready.serial]["error"] is None
+    locked_entry, hung_entry = by_serial[locked.serial], by_serial[hung.serial]
+    assert locked_entry["state"] == "unauthorized" and "Allow USB debugging" in locked_entry["error"]
+    assert hung_entry["state"] == "offline" and "adb reconnect" in hung_entry["error"]
+    tags = {e.serial: e.tags for e in AndroidClient(lab.endpoint).list_devices()}
+    assert tags[ready.serial]["model"] == "V2509A" and tags[ready.serial]["product"] == "PD2509"
+    assert int(tags[locked.serial]["transport_id"]) > 0
 
 
 def test_two_phones_in_parallel(runner: Path, lab: RealAdbLab, tmp_path: Path, session_root: Path) -> None:
