@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sme2tui.android import TOOL_DIR, AndroidClient, AndroidDeviceError, DeviceSession, Fault, Timeouts
+from sme2tui.android import (
+    TOOL_DIR,
+    AndroidClient,
+    AndroidDeviceError,
+    DeviceSession,
+    Fault,
+    Timeouts,
+    list_devices_report,
+    render_devices_text,
+)
 from sme2tui.android.client import parse_device_listing
 from sme2tui.android.facts import MAX_KHZ_DIGITS, build_facts, parse_cpufreq, parse_thermal_status
 from sme2tui.exit_codes import ExitCode
@@ -157,6 +166,13 @@ def test_serials_with_spaces_and_quotes_are_listed_exactly(lab: Lab, tmp_path: P
     for serial in WEIRD_SERIALS:  # and each one is usable by its exact serial
         assert client.select(serial) == serial
         assert DeviceSession(client, serial).facts().sme == "sme2"
+
+
+def test_a_serial_with_terminal_escapes_is_shown_harmlessly(lab: Lab) -> None:
+    lab.add(SME2_PHONE, "evil\x1b[2J\x1b[31m")
+    client = AndroidClient(f"127.0.0.1:{lab.port}", timeouts=FAST)
+    text = render_devices_text(list_devices_report(client))
+    assert "\x1b" not in text and "evil?[2J?[31m" in text
 
 
 def test_listing_parser_handles_multiword_states_and_missing_long_lines() -> None:

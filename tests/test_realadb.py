@@ -82,6 +82,34 @@ def test_devices_lists_every_state_the_server_reports(lab: RealAdbLab, tmp_path:
     assert int(tags[locked.serial]["transport_id"]) > 0
 
 
+@pytest.mark.parametrize("features", [("shell_v2", "cmd", "stat_v2", "ls_v2"), ("shell_v2", "cmd")])
+def test_the_banner_features_decide_stat_v2(features: tuple[str, ...], lab: RealAdbLab, tmp_path: Path) -> None:
+    """The real adb client and server pick the sync commands from the phone's CNXN features."""
+    phone = lab.add(SME2_PHONE, features=features)
+    local = tmp_path / "blob.bin"
+    local.write_bytes(bytes(range(256)) * 1000)
+    serial = ["-s", phone.serial]
+    assert lab.server.run(*serial, "push", str(local), "/data/local/tmp/x/blob.bin").returncode == 0
+    assert phone.read("/data/local/tmp/x/blob.bin") == local.read_bytes()
+    listing = lab.server.run(*serial, "ls", "/data/local/tmp/x")
+    assert "blob.bin" in listing.stdout
+    assert lab.server.run(*serial, "pull", "/data/local/tmp/x/blob.bin", str(tmp_path / "back.bin")).returncode == 0
+    assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
+    used = {ident for ident, _ in phone.sync_log}
+    if "stat_v2" in features:
+        assert {"STA2", "LIS2"} <= used and not used & {"STAT", "LIST"}, used
+    else:
+        assert not used & {"STA2", "LST2", "LIS2"} and "LIST" in used, used
+
+
+def test_a_phone_without_shell_v2_is_refused_with_a_reason(lab: RealAdbLab, tmp_path: Path) -> None:
+    phone = lab.add(SME2_PHONE, features=("cmd", "stat_v2"))
+    result = run_cli("devices", "--json", "--adb-server", lab.endpoint, cwd=tmp_path, timeout=60)
+    (entry,) = json.loads(result.stdout)
+    assert entry["serial"] == phone.serial and "does not support ADB shell v2" in entry["error"]
+    assert not any(s.startswith("shell,v2:") for s in lab.adbd(phone).opened)
+
+
 def test_two_phones_in_parallel(runner: Path, lab: RealAdbLab, tmp_path: Path, session_root: Path) -> None:
     first, second = lab.add(SME2_PHONE), lab.add(SME2_PHONE)
     second.write("/data/local/tmp/sme2tui/mine.txt", b"a file sme2tui did not put there")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from sme2tui.android.client import readiness_error
 from sme2tui.android.errors import AndroidDeviceError
-from sme2tui.android.facts import DeviceFacts, _ranges, cpu_mask
+from sme2tui.android.facts import DeviceFacts, _ranges, clean_text, cpu_mask
 from sme2tui.android.session import DeviceSession
 
 if TYPE_CHECKING:
@@ -60,9 +60,10 @@ def render_devices_text(facts_list: Sequence[DeviceFacts]) -> str:
         return "no devices (check `adb devices`; network devices need `adb connect HOST:PORT`)"
     blocks = []
     for f in facts_list:
+        serial, state = clean_text(f.serial), clean_text(f.state, 60)  # from the server: no escapes on screen
         if f.error is not None:
-            model = f" {f.model}" if f.model else ""
-            blocks.append(f"{f.serial}  {f.state}{model}\n  not readable: {f.error}")
+            model = f" {clean_text(f.model)}" if f.model else ""
+            blocks.append(f"{serial}  {state}{model}\n  not readable: {clean_text(f.error, 2000)}")
             continue
         android = f"Android {f.android_version}" + (f" (SDK {f.sdk})" if f.sdk else "") if f.android_version else None
         head = " · ".join(
@@ -77,7 +78,7 @@ def render_devices_text(facts_list: Sequence[DeviceFacts]) -> str:
             )
             if x
         )
-        lines = [f"{f.serial}  {f.state}  {head}", f"  SME: {f.sme} — {f.sme_summary}"]
+        lines = [f"{serial}  {state}  {head}", f"  SME: {f.sme} — {f.sme_summary}"]
         if f.cores:
             big = f"big cores {_ranges(list(f.big_cores))} (mask {cpu_mask(list(f.big_cores))})" if f.big_cores else ""
             lines.append(f"  cores: {_clusters(f)}" + (f"; {big}" if big else ""))

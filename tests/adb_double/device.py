@@ -149,6 +149,7 @@ class FakeDevice:
         self._state = state
         self._lock = threading.Lock()
         self._shell_log: list[str] = []
+        self._sync_log: list[tuple[str, str]] = []
         self._received: list[ReceivedFile] = []
         self._send_bytes = 0
         self._live: set[socket.socket] = set()
@@ -331,6 +332,16 @@ class FakeDevice:
     def record_shell(self, command: str) -> None:
         with self._lock:
             self._shell_log.append(command)
+
+    def record_sync(self, ident: str, path: str) -> None:
+        with self._lock:
+            self._sync_log.append((ident, path))
+
+    @property
+    def sync_log(self) -> list[tuple[str, str]]:
+        """Every sync request received: (id such as "STAT", "STA2", "SEND", path)."""
+        with self._lock:
+            return list(self._sync_log)
 
     @property
     def shell_log(self) -> list[str]:

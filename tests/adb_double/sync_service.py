@@ -40,6 +40,7 @@ def serve_sync(device: FakeDevice, sock: socket, *, stat_v2: bool = False) -> No
         if ident == b"QUIT":
             return
         path = wire.read_exact(sock, size).decode("utf-8", errors="replace")
+        device.record_sync(ident.decode("ascii", errors="replace"), path)
         if ident == b"STAT":
             _stat(device, sock, path)
         elif ident == b"LIST":
