@@ -145,33 +145,33 @@ def check_ndk(environ: dict[str, str] | None = None) -> Check:
     return Check("android ndk", "pass", f"NDK {revision} at {ndk} ({var})", required_for="android")
 
 
-def _adb_server_address(env: dict[str, str]) -> tuple[str, int]:
-    host = env.get("ADB_SERVER_HOST", "127.0.0.1")
-    port = int(env.get("ANDROID_ADB_SERVER_PORT", "5037"))
-    return host, port
+def check_adb(environ: dict[str, str] | None = None, endpoint: str | None = None) -> Check:
+    """The ADB server at `endpoint` (a config's `adb_server`), else where adb's own variables point
+    (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT), else 127.0.0.1:5037; and its devices."""
+    from sme2tui.android.endpoint import AdbEndpoint
+    from sme2tui.android.errors import AndroidDeviceError
 
-
-def check_adb(environ: dict[str, str] | None = None) -> Check:
-    env = dict(os.environ if environ is None else environ)
-    host, port = _adb_server_address(env)
-    # Probe the socket ourselves first: with nothing listening adbutils would try to spawn `adb`.
     try:
-        with socket.create_connection((host, port), timeout=0.3):
+        where = AdbEndpoint.parse(endpoint) if endpoint else AdbEndpoint.from_env(environ)
+    except AndroidDeviceError as exc:
+        return Check("adb", "warn", exc.what, exc.fix or "", "android")
+    # Probe the socket ourselves first (no adbutils import when nothing listens, and it never spawns `adb`).
+    try:
+        with socket.create_connection((where.host, where.port), timeout=0.3):
             pass
     except OSError:
-        return Check("adb", "warn", f"no ADB server at {host}:{port}",
+        return Check("adb", "warn", f"no ADB server at {where}",
                      "only needed for Android targets: start one with `adb start-server` (Android platform-tools)",
                      "android")
-    try:
-        import adbutils
+    from sme2tui.android.client import AndroidClient, Timeouts
 
-        client = adbutils.AdbClient(host=host, port=port, socket_timeout=2)
-        devices = client.list(extended=False)
-    except Exception as exc:  # adbutils raises several unrelated types; all mean "cannot talk to it"
-        return Check("adb", "warn", f"ADB server at {host}:{port} did not answer: {exc}",
+    try:
+        devices = AndroidClient(where, timeouts=Timeouts(connect=1.0, query=3.0)).list_devices()
+    except AndroidDeviceError as exc:
+        return Check("adb", "warn", f"ADB server at {where} did not answer: {exc.what}",
                      "restart it: `adb kill-server && adb start-server`", "android")
     if not devices:
-        return Check("adb", "warn", f"ADB server at {host}:{port}, no device connected",
+        return Check("adb", "warn", f"ADB server at {where}, no device connected",
                      "connect a phone with USB debugging on, or `adb connect HOST:PORT`", "android")
     states = ", ".join(f"{d.serial} ({d.state})" for d in devices)
     bad = [d for d in devices if d.state != "device"]
@@ -179,7 +179,7 @@ def check_adb(environ: dict[str, str] | None = None) -> Check:
         return Check("adb", "warn", f"devices: {states}",
                      "unauthorized: accept the USB-debugging prompt on the phone; offline: replug or "
                      "`adb reconnect`", "android")
-    return Check("adb", "pass", f"ADB server at {host}:{port}; devices: {states}", required_for="android")
+    return Check("adb", "pass", f"ADB server at {where}; devices: {states}", required_for="android")
 
 
 def check_host_sme(facts: HostFacts) -> Check:
@@ -205,7 +205,7 @@ def check_disk(path: Path) -> Check:
     return Check("disk", "pass", f"{free_gb:.0f} GB free at {probe}")
 
 
-def all_checks(output_root: Path = Path("runs")) -> list[Callable[[], Check]]:
+def all_checks(output_root: Path = Path("runs"), adb_server: str | None = None) -> list[Callable[[], Check]]:
     facts = collect_host_facts()
     return [
         check_python,
@@ -217,7 +217,7 @@ def all_checks(output_root: Path = Path("runs")) -> list[Callable[[], Check]]:
         check_compiler,
         lambda: check_tool("git", "install git", "runner builds"),
         check_ndk,
-        check_adb,
+        lambda: check_adb(endpoint=adb_server),
         lambda: check_disk(output_root),
     ]
 
@@ -230,18 +230,20 @@ def emulation_checks() -> list[Check]:
             for name, status, detail, fix in found()]
 
 
-def _results(output_root: Path) -> Iterator[Check]:
-    for check in all_checks(output_root):
+def _results(output_root: Path, adb_server: str | None = None) -> Iterator[Check]:
+    for check in all_checks(output_root, adb_server):
         yield check()
     yield from emulation_checks()
 
 
-def run_doctor(output_root: Path = Path("runs"), *, target: str | None = None) -> Iterator[Event]:
+def run_doctor(output_root: Path = Path("runs"), *, target: str | None = None,
+               adb_server: str | None = None) -> Iterator[Event]:
     """Every check, or with a `target` ("host", "android", "emulated") only those that target's runs depend on
-    plus the common ones (no adb/NDK noise for a host run, no emulation noise for a phone)."""
+    plus the common ones (no adb/NDK noise for a host run, no emulation noise for a phone). `adb_server`: the
+    config's, checked instead of the default one."""
     yield StepStarted("doctor", "Environment check")
     results: list[Check] = []
-    for result in _results(output_root):
+    for result in _results(output_root, adb_server):
         if target is not None and result.required_for in ("android", "emulated") and result.required_for != target:
             continue
         results.append(result)

@@ -78,7 +78,8 @@ class Pipeline:
         from sme2tui.doctor import run_doctor
 
         checks: list[Checkpoint] = []
-        for event in run_doctor(self.output_root, target=self.config.target.kind):
+        adb_server = getattr(self.config.target, "adb_server", None)  # an Android config's own server
+        for event in run_doctor(self.output_root, target=self.config.target.kind, adb_server=adb_server):
             if isinstance(event, Checkpoint):
                 checks.append(event)
             yield event

@@ -11,7 +11,7 @@ import pytest
 from adbutils.errors import AdbConnectionError
 
 from sme2tui.android import AdbEndpoint, AndroidClient, AndroidDeviceError, DeviceSession, Fault, Timeouts
-from sme2tui.android.client import DEFAULT_PORT
+from sme2tui.android.endpoint import DEFAULT_PORT
 from sme2tui.errors import DeviceError
 from tests.adb_double import EMULATOR, SME1_ONLY, SME2_PHONE, AdbDoubleServer, FakeDevice
 from tests.adb_double.fixtures import SME1_SERIAL, SME2_SERIAL, STANDARD_DEVICES, Lab, double_lab

@@ -149,6 +149,14 @@ def test_hostile_phone_in_the_cli(lab: Lab, phone: FakeDevice, tmp_path: Path) -
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.parametrize("value", ["99999999999", "abc", "5037" * 2000], ids=["huge", "word", "8000-digits"])
+def test_doctor_survives_a_bad_adb_port_variable(value: str, tmp_path: Path) -> None:
+    result = run_cli("doctor", "--json", cwd=tmp_path, env={"ANDROID_ADB_SERVER_PORT": value}, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    (adb,) = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "adb"]
+    assert adb["status"] == "warn" and adb["fix"]
+
+
 # ---- serials -------------------------------------------------------------------------------------
 WEIRD_SERIALS = ["lab phone 7", "it's \"quoted\"", "a", "a b", "x;rm -rf /", "tab-less\u00e9"]
 

@@ -46,6 +46,7 @@ def test_full_pipeline_through_the_real_server(runner: Path, lab: RealAdbLab, tm
     phone = lab.add(SME2_PHONE)
     result, out = auto(phone_config(runner, lab, phone.serial), tmp_path, session_root)
     assert result.returncode == 0, result.stderr
+    assert f"✓ adb: ADB server at {lab.endpoint}; devices: {phone.serial} (device)" in result.stderr  # the doctor
     manifest = manifest_of(out)
     device = manifest["device"]
     assert device["serial"] == phone.serial and device["sme"] == "sme2" and device["abi"] == "arm64-v8a"

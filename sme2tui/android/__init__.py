@@ -13,14 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sme2tui.android.client import AdbEndpoint, AndroidClient, DeviceEntry, Timeouts
+    from sme2tui.android.client import AndroidClient, DeviceEntry, Timeouts
+    from sme2tui.android.endpoint import AdbEndpoint
     from sme2tui.android.errors import AndroidDeviceError, Fault
     from sme2tui.android.facts import CoreInfo, DeviceFacts
     from sme2tui.android.report import list_devices_report, render_devices_text
     from sme2tui.android.session import TOOL_DIR, DeviceSession, RunResult
 
 _WHERE = {
-    "AdbEndpoint": "client",
+    "AdbEndpoint": "endpoint",
     "AndroidClient": "client",
     "DeviceEntry": "client",
     "Timeouts": "client",

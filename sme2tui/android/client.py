@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING
 from adbutils import AdbClient, AdbConnection, AdbDevice, AdbError, AdbTimeout
 
 from sme2tui.android import wire
+from sme2tui.android.endpoint import AdbEndpoint
 from sme2tui.android.errors import AndroidDeviceError, Fault
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5037
 
 START_SERVER_FIX = (
     "start one with `adb start-server` (Android platform-tools), or point sme2tui at a running server: "
@@ -38,54 +36,6 @@ UNAUTHORIZED_FIX = (
     "`adb kill-server`"
 )
 OFFLINE_FIX = "replug the cable or run `adb reconnect`; if it stays offline, `adb kill-server` then `adb devices`"
-
-
-@dataclass(frozen=True)
-class AdbEndpoint:
-    """Where the ADB server listens. A remote lab is just another endpoint."""
-
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @classmethod
-    def parse(cls, text: str) -> AdbEndpoint:
-        """`HOST:PORT`, `tcp:HOST:PORT`, `tcp:PORT`, `PORT` or `[v6]:PORT`."""
-        raw = text.strip()
-        spec = raw.removeprefix("tcp:")
-        m = re.fullmatch(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\s]*)):(?P<port>\d+)|(?P<only>\d+)", spec)
-        if not m:
-            raise AndroidDeviceError(
-                Fault.BAD_ENDPOINT,
-                f"cannot read ADB server address {text!r}",
-                fix="write it as HOST:PORT (e.g. 127.0.0.1:5037 or lab-host:5037) or tcp:HOST:PORT",
-            )
-        port = int(m.group("port") or m.group("only"))
-        if not 0 < port < 65536:
-            raise AndroidDeviceError(
-                Fault.BAD_ENDPOINT, f"ADB server port {port} is out of range", fix="use a port 1-65535"
-            )
-        host = m.group("v6") or m.group("host") or DEFAULT_HOST
-        return cls(host, port)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AdbEndpoint:
-        """adb's own variables first (ADB_SERVER_SOCKET, ANDROID_ADB_SERVER_ADDRESS/PORT), then adbutils'."""
-        env = os.environ if environ is None else environ
-        if env.get("ADB_SERVER_SOCKET"):
-            return cls.parse(env["ADB_SERVER_SOCKET"])
-        host = env.get("ANDROID_ADB_SERVER_ADDRESS") or env.get("ANDROID_ADB_SERVER_HOST") or DEFAULT_HOST
-        port_text = env.get("ANDROID_ADB_SERVER_PORT") or str(DEFAULT_PORT)
-        if not port_text.isdigit():
-            raise AndroidDeviceError(
-                Fault.BAD_ENDPOINT,
-                f"ANDROID_ADB_SERVER_PORT={port_text!r} is not a port number",
-                where="environment",
-                fix="set it to a number such as 5037, or unset it",
-            )
-        return cls.parse(f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}")
 
 
 @dataclass(frozen=True)
