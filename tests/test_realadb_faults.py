@@ -67,6 +67,7 @@ def test_fault_is_classified_and_resume_finishes(name: str, runner: Path, lab: R
     fault.inject(phone)
     config = phone_config(runner, lab, phone.serial, timeout_s=20)
     config["threads"] = [1, 2]  # two groups of cells, one after the other on this phone
+    config["rounds"] = 1  # alternation is test_realadb.py's business; here one round per cell is enough
     result, out = auto(config, tmp_path, session_root)
     assert result.returncode in (ExitCode.RUN, ExitCode.DEVICE), result.stderr
     assert "Traceback" not in result.stderr
