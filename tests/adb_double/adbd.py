@@ -40,6 +40,7 @@ from tests.adb_double.sync_service import serve_sync
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
 
     from tests.adb_double.device import FakeDevice
 
@@ -107,7 +108,7 @@ class AdbdDouble:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
+        port = int(listener.getsockname()[1])
         if 5554 <= port <= 5585:  # the server probes these for emulators by itself: never answer there
             listener.close()
             return self.bind()
@@ -152,10 +153,10 @@ class AdbdDouble:
         with self._lock:
             return sum(1 for p in self._procs if p.poll() is None)
 
-    def _spawn(self, target: object, name: str, *args: object) -> threading.Thread:
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> threading.Thread:
         def body() -> None:
             try:
-                target(*args)  # type: ignore[operator]
+                target(*args)
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
@@ -300,7 +301,7 @@ class AdbdDouble:
         self._spawn(self._pump, f"adbd-double-{self.port}-pump", link, stream)
         return stream
 
-    def _service(self, service: str) -> object | None:
+    def _service(self, service: str) -> Callable[[socket.socket], None] | None:
         device = self.device
         if service == "sync:":
             return lambda sock: serve_sync(device, sock, stat_v2="stat_v2" in self.features)
@@ -313,9 +314,9 @@ class AdbdDouble:
             return lambda sock: run_shell(device, sock, command, v2=v2, stop=self._stop, track=self._track)
         return None
 
-    def _run_service(self, handler: object, sock: socket.socket) -> None:
+    def _run_service(self, handler: Callable[[socket.socket], None], sock: socket.socket) -> None:
         try:
-            handler(sock)  # type: ignore[operator]
+            handler(sock)
         except wire.PeerGone:
             pass
         finally:
