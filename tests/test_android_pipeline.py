@@ -178,6 +178,25 @@ def test_hostile_runner_name_never_executes(runner: Path, lab: Lab, tmp_path: Pa
     assert any("CANARY" in c for c in phone.shell_log)  # it did reach the device, as data
 
 
+@pytest.mark.parametrize("lie", ['{"measured_ns": "fast"}', "[]", '{"measured_ns": [1]}', "not json", "9" * 5000])
+def test_a_runner_that_lies_in_its_timing_file_fails_its_cell(lie: str, runner: Path, lab: Lab, tmp_path: Path,
+                                                              session_root: Path) -> None:
+    """The real runner runs; then its timing file is replaced by a lie. The cell fails with what is wrong."""
+    liar = tmp_path / "liar" / "sme2_runner"
+    liar.parent.mkdir()
+    liar.write_text(f"#!/bin/sh\n{runner} \"$@\"; rc=$?\nfor a; do case $a in --timing_json=*) "
+                    f"printf '%s' '{lie}' > \"${{a#--timing_json=}}\";; esac; done\nexit $rc\n")
+    liar.chmod(0o755)
+    config = phone_config(runner, lab)
+    config["variants"][1]["runner"] = str(liar)
+    result, out = auto(config, tmp_path, session_root)
+    assert result.returncode == ExitCode.RUN and "Traceback" not in result.stderr, result.stderr
+    cells = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())["cells"]
+    (failed,) = [c for c in cells.values() if c["status"] == "failed"]
+    assert failed["error"]["kind"] == "RUNNER_OUTPUT" and failed["error"]["fix"]
+    assert sum(c["status"] == "done" for c in cells.values()) == 1
+
+
 FAULTS = {
     "dropped mid-push": (lambda d: d.drop_push_after(50_000), {"connection-lost", "gone"}),
     "dropped mid-pull": (lambda d: d.drop_pull_after(100), {"connection-lost", "gone"}),

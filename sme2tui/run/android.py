@@ -350,6 +350,7 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
     records: dict[str, dict[str, Any]] = {}
     for cell in group:
         folder.cell_dir(cell).mkdir(parents=True, exist_ok=True)
+        (folder.cell_dir(cell) / KERNEL_LOG).unlink(missing_ok=True)  # an earlier attempt's log is not this one's
         records[cell.id] = {"runner": f"android:{binaries[cell.id].name}", "device": slot.label, "cpu_mask": mask,
                             "threads": cell.threads, "warmup": config.warmup, "iterations": config.iterations,
                             "rounds": [], "warmup_ns": [], "iterations_ns": [],
@@ -440,13 +441,11 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
 
 def _save_android_log(session: DeviceSession, pid_record: str, cell_dir: Path, index: int) -> int | None:
     """Append this round's Android log of the runner (by its pid) to the cell's kernel.log; returns the pid.
-
-    The first round of a cell starts the file afresh, so a resumed cell does not keep an earlier attempt's
-    log. What the log proves (SME2 kernel names) is read by the analysis like the host's stderr."""
+    What the log proves (SME2 kernel names) is read by the analysis like the host's stderr."""
     pid, text = session.log_of(pid_record)
     if pid is None:
         return None
-    with (cell_dir / KERNEL_LOG).open("w" if index == 0 else "a", errors="replace") as log:
+    with (cell_dir / KERNEL_LOG).open("a", errors="replace") as log:
         log.write(f"--- round {index}: logcat -d -v threadtime --pid={pid} on {session.serial} ---\n")
         log.write(text if text.endswith("\n") or not text else text + "\n")
     return pid
