@@ -45,13 +45,18 @@ class Categorizer:
     def __init__(self, rules: list[Rule], source: str) -> None:
         self.rules = rules
         self.source = source
+        self._by_name: dict[str, Categorization] = {}
 
     @classmethod
     def load(cls, path: Path | None = None) -> Categorizer:
         return _load(str(path or DEFAULT_RULES))
 
     def categorize(self, name: str) -> Categorization:
-        return self._categorize(normalize_name(name))
+        # Traces repeat a few hundred names millions of times: normalize and match each name once.
+        known = self._by_name.get(name)
+        if known is None:
+            known = self._by_name[name] = self._categorize(normalize_name(name))
+        return known
 
     @lru_cache(maxsize=4096)  # noqa: B019  (categorizers live for the whole process; names repeat a lot)
     def _categorize(self, normalized: str) -> Categorization:

@@ -15,19 +15,16 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sme2tui.analysis.categorize import (
-    ALL_BUCKETS,
-    CATEGORIES,
-    OVERHEAD,
-    Categorizer,
-    kernel_info,
-    normalize_name,
-)
+from sme2tui.analysis.aggregate import sample_traces
+from sme2tui.analysis.categorize import ALL_BUCKETS, OVERHEAD, Categorizer, kernel_info
 from sme2tui.analysis.stats import Summary, first_iteration_outlier, noise_warnings, summarize
 from sme2tui.errors import AnalysisError
-from sme2tui.etdump import EtdumpTrace, read_etdump
+from sme2tui.etdump import read_etdump
+
+if TYPE_CHECKING:
+    from sme2tui.etdump import EtdumpTrace
 
 NS_PER_MS = 1e6
 # XNNPACK's internal counters tick in whole microseconds: below this an operator time is mostly rounding.
@@ -78,13 +75,12 @@ class CellAnalysis:
         return data
 
 
-def _drop_warmup(values: list[Any], warmup: int, expected: int | None, label: str, warnings: list[str]) -> list[Any]:
-    if expected is not None and len(values) != warmup + expected:
-        warnings.append(f"{label}: found {len(values)} iterations, expected {warmup} warmup + {expected}")
-    if len(values) <= warmup:
-        raise AnalysisError(f"{label}: only {len(values)} iterations recorded, all warmup",
+def _check_iterations(count: int, warmup: int, expected: int | None, label: str, warnings: list[str]) -> None:
+    if expected is not None and count != warmup + expected:
+        warnings.append(f"{label}: found {count} iterations, expected {warmup} warmup + {expected}")
+    if count <= warmup:
+        raise AnalysisError(f"{label}: only {count} iterations recorded, all warmup",
                             fix="run more iterations (config `iterations`)")
-    return values[warmup:]
 
 
 def analyze_trace(trace: EtdumpTrace, warmup: int, expected: int | None, categorizer: Categorizer,
@@ -98,52 +94,26 @@ def analyze_traces(parts: list[tuple[EtdumpTrace, int, int | None]], categorizer
     """Like `analyze_trace` over several ETDumps of one cell (one per round): each drops its own warmup,
     then the measured iterations are pooled in round order."""
     warnings: list[str] = []
-    measured: list[tuple[EtdumpTrace, Any]] = []
     for trace, warmup, expected in parts:
-        kept = _drop_warmup(list(trace.iterations), warmup, expected, f"{label} ({trace.path.name})", warnings)
-        measured += [(trace, it) for it in kept]
-    totals = [it.total / (trace.ticks_per_ns * NS_PER_MS) for trace, it in measured]
-    per_category: dict[str, list[float]] = {c: [] for c in CATEGORIES}
-    per_operator: dict[tuple[int, str], list[float]] = {}
-    meta: dict[tuple[int, str], tuple[bool, str]] = {}
-    unknown: set[str] = set()
-    for trace, it in measured:
-        scale = 1.0 / (trace.ticks_per_ns * NS_PER_MS)
-        sums = dict.fromkeys(CATEGORIES, 0.0)
-        seen: dict[tuple[int, str], float] = {}
-        for event in trace.leaf_events(it):
-            ms = event.duration * scale
-            result = categorizer.categorize(event.name)
-            sums[result.category] += ms
-            if not result.known:
-                unknown.add(normalize_name(event.name))
-            key = (event.instruction_id, event.name)
-            seen[key] = seen.get(key, 0.0) + ms
-            if key not in meta:
-                meta[key] = (event.kind == "delegated_op", result.category)
-        for category, value in sums.items():
-            per_category[category].append(value)
-        for key, value in seen.items():
-            per_operator.setdefault(key, []).append(value)
+        _check_iterations(trace.iteration_count, warmup, expected, f"{label} ({trace.path.name})", warnings)
+    sample = sample_traces([(trace, warmup) for trace, warmup, _ in parts], categorizer)
+    totals = sample.totals_ms
     median_total = statistics.median(totals)
-    categories = {c: statistics.median(v) for c, v in per_category.items()}
+    categories = {c: statistics.median(v) for c, v in sample.category_ms.items()}
     categories[OVERHEAD] = median_total - sum(categories.values())
     if categories[OVERHEAD] < -0.01 * median_total:
         warnings.append(f"{label}: operator times exceed the end-to-end time by "
                         f"{-categories[OVERHEAD]:.3f} ms; the trace may mix runs")
     rows = []
-    for (instruction_id, name), values in per_operator.items():
-        delegated, category = meta[(instruction_id, name)]
-        kernel, kleidi = kernel_info(name)
-        median = statistics.median(values)
+    for op in sample.operators:
+        kernel, kleidi = kernel_info(op.name)
         rows.append(OperatorRow(
-            instruction_id=instruction_id, name=name, category=category,
-            known=categorizer.categorize(name).known, delegated=delegated, kernel=kernel, kleidiai=kleidi,
-            median_ms=median, mean_ms=statistics.fmean(values),
-            share=median / median_total if median_total else 0.0, occurrences=len(values),
+            instruction_id=op.instruction_id, name=op.name, category=op.category, known=op.known,
+            delegated=op.delegated, kernel=kernel, kleidiai=kleidi, median_ms=op.median_ms, mean_ms=op.mean_ms,
+            share=op.median_ms / median_total if median_total else 0.0, occurrences=op.occurrences,
         ))
     rows.sort(key=lambda r: r.median_ms, reverse=True)
-    return totals, categories, rows, sorted(unknown), warnings
+    return totals, categories, rows, sorted(sample.unknown_names), warnings
 
 
 def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iterations: int | None,

@@ -1,14 +1,16 @@
-"""Fast, low-memory ETDump reader (stdlib + nothing else; never imports torch or executorch).
+"""Fast, low-memory ETDump reader (numpy column decoding; never imports torch or executorch).
 
-`read_etdump(path)` returns an `EtdumpTrace`: load events plus one `Iteration` per execute call
-(`parse_etdump(data, path)` does the same for bytes already in memory).
+`read_etdump(path)` returns an `EtdumpTrace`: every profile event as columns (model.py), grouped into
+load events and one iteration per execute call (`parse_etdump(data, path)` does the same for bytes
+already in memory); `trace.iterations[i]` gives an iteration's events as objects when wanted.
 It agrees with ExecuTorch's `Inspector` event for event (names, per-iteration durations; see
 tests/test_etdump_inspector.py) at a fraction of its time and memory (benchmarks/etdump_read.py).
 
 How ETDumps are laid out (ExecuTorch 1.5.1, read from real traces of the Python runtime):
 
 * The file is a size-prefixed flatbuffer (flatcc) with identifier "ED00"; plain buffers are accepted too.
-  Truncation is caught by the size prefix; any other bad offset raises `EtdumpError`.
+  Truncation is caught by the size prefix; any other bad offset raises `EtdumpError`. Non-regular files
+  (FIFOs, devices) and files over the size limit are refused before they are read (reader.py).
 * `run_data` holds one RunData per event block. Loading logs a "Default" block with `Method::init` and
   `Program::load_method`; every `Method::execute` call opens its own "Execute" block (method.cpp creates
   the block at the start of execute), warmups included.
@@ -41,13 +43,14 @@ the tests check per-iteration totals against Inspector's milliseconds and agains
 """
 
 from sme2tui.etdump.errors import EtdumpError
-from sme2tui.etdump.model import EtdumpTrace, EventKind, Iteration, ProfileEvent, iteration_total_ns
+from sme2tui.etdump.model import EtdumpTrace, EventKind, EventTable, Iteration, ProfileEvent, iteration_total_ns
 from sme2tui.etdump.reader import parse_etdump, read_etdump
 
 __all__ = [
     "EtdumpError",
     "EtdumpTrace",
     "EventKind",
+    "EventTable",
     "Iteration",
     "ProfileEvent",
     "iteration_total_ns",

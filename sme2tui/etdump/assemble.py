@@ -1,68 +1,126 @@
-"""Classified records -> load events and iterations with wrapper nesting (rules in __init__.py)."""
+"""Decoded columns -> iterations and wrapper nesting (rules in __init__.py), a few array passes in all.
+
+The rules, restated as array operations over the events in file order:
+
+* Iteration number of an event = number of `Method::execute` totals logged before it. The event belongs
+  to that iteration if the next total is in the same run; otherwise it comes after its run's last total
+  and is kept as a load (non-iteration) event, like `Method::init` and `Program::load_method` always are.
+* Parent: split each iteration's events into maximal groups of consecutive non-wrapper, non-total events
+  with one instruction id. A group's parent is the event right after it if that is a wrapper with the
+  same instruction id (a wrapper is logged after what it contains); otherwise it has none.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
-from sme2tui.etdump.model import Iteration, ProfileEvent, make_event
+import numpy as np
+
+from sme2tui.etdump.kinds import DELEGATED_OP, LOAD, OPERATOR, TOTAL, WRAPPER
+from sme2tui.etdump.model import EventTable
 
 if TYPE_CHECKING:
-    from sme2tui.etdump.decode import Record
+    from numpy.typing import NDArray
+
+    from sme2tui.etdump.decode import Columns
+
+TABLE_FIELDS: Final = ("name", "dd_str", "chain_index", "instruction_id", "dd_int", "start", "end", "kind")
 
 
-class Assembler:
-    """Consumes runs in file order and accumulates load events and iterations."""
+def assemble(columns: Columns) -> tuple[EventTable, EventTable, NDArray[np.int64]]:
+    """(iteration events grouped by iteration, load events, iteration bounds into the first table).
 
-    def __init__(self) -> None:
-        self.iterations: list[Iteration] = []
-        self.load_events: list[ProfileEvent] = []
-        self.event_count = 0
-
-    def add_run(self, records: list[Record]) -> None:
-        self.event_count += len(records)
-        start = 0
-        for index, record in enumerate(records):
-            kind = record[7]
-            if kind == "total":
-                self._add_iteration(records, start, index + 1)
-                start = index + 1
-        # Events after the run's last Method::execute belong to no iteration (e.g. a runner's own events
-        # outside execute): keep them as non-iteration (kind "load") events rather than drop them.
-        for name, chain, instruction, dd_int, dd_str, begin, end, _ in records[start:]:
-            self.load_events.append(make_event(name, chain, instruction, dd_int, dd_str, begin, end, "load", -1))
-
-    def _add_iteration(self, records: list[Record], first: int, stop: int) -> None:
-        chunk = records[first:stop]
-        loads = [record for record in chunk if record[7] == "load"]
-        if loads:
-            # Load steps logged inside an execute block (not seen in practice) still never join it.
-            self.load_events.extend(make_event(*record, -1) for record in loads)
-            chunk = [record for record in chunk if record[7] != "load"]
-        events = tuple(
-            make_event(name, chain, instruction, dd_int, dd_str, begin, end, kind, parent)
-            for (name, chain, instruction, dd_int, dd_str, begin, end, kind), parent in zip(
-                chunk, _parents(chunk), strict=True
-            )
-        )
-        self.iterations.append(Iteration(index=len(self.iterations), total=events[-1].duration, events=events))
-
-
-def _parents(records: list[Record]) -> list[int]:
-    """Index of the wrapper that contains each event, -1 for none.
-
-    Events are logged when they end, so a wrapper comes after what it contains: its children are the
-    events right before it with the same instruction id, back to the previous wrapper (or total).
+    Consumes `columns` (its arrays are moved into the tables). Temporaries are int32/bool and freed as
+    soon as possible: this runs over every event of the file at once.
     """
-    parents = [-1] * len(records)
-    for index, record in enumerate(records):
-        if record[7] != "wrapper":
-            continue
-        instruction = record[2]
-        child = index - 1
-        while child >= 0:
-            candidate = records[child]
-            if candidate[2] != instruction or candidate[7] in ("wrapper", "total"):
-                break
-            parents[child] = index
-            child -= 1
-    return parents
+    kind = columns.kind
+    is_total = kind == TOTAL
+    totals_at = np.flatnonzero(is_total).astype(np.int32)
+    before = np.cumsum(is_total, dtype=np.int32)
+    before -= is_total  # totals logged before each event = the iteration it would belong to
+    del is_total
+    if totals_at.size:
+        next_total = totals_at[np.minimum(before, totals_at.size - 1)]
+        in_iteration = columns.run[next_total] == columns.run
+        del next_total
+        in_iteration &= before < totals_at.size
+        in_iteration &= kind != LOAD
+    else:
+        in_iteration = np.zeros(kind.size, dtype=bool)
+    columns.run = columns.run[:0]
+    members = _rows(in_iteration)
+    loads = np.flatnonzero(~in_iteration)
+    del in_iteration
+    iteration = before[members]
+    del before
+    counts = np.bincount(iteration, minlength=totals_at.size)
+    bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    parent, leaf = _nesting(kind[members], columns.instruction_id[members], iteration, bounds)
+    del iteration
+    events, load = _split(columns, members, parent, leaf, loads)
+    return events, load, bounds
+
+
+def _rows(mask: NDArray[np.bool_]) -> slice | NDArray[np.int64]:
+    """The rows where `mask` is set: a slice when they are one stretch (the normal case: load events
+    come first), so that selecting them is a view, not a copy."""
+    count = int(np.count_nonzero(mask))
+    if count == 0:
+        return slice(0, 0)
+    first = int(np.argmax(mask))
+    if bool(mask[first : first + count].all()):
+        return slice(first, first + count)
+    return np.flatnonzero(mask)
+
+
+def _nesting(kind: NDArray[np.uint8], instruction: NDArray[np.int32], iteration: NDArray[np.int32],
+             bounds: NDArray[np.int64]) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+    """Parent of each iteration event (index within its iteration, -1 for none) and whether it is a leaf."""
+    count = kind.size
+    breaks = (kind == WRAPPER) | (kind == TOTAL)
+    starts_group = np.ones(count, dtype=bool)
+    if count > 1:
+        starts_group[1:] = breaks[1:]
+        starts_group[1:] |= breaks[:-1]
+        starts_group[1:] |= instruction[1:] != instruction[:-1]
+        starts_group[1:] |= iteration[1:] != iteration[:-1]
+    group = np.cumsum(starts_group, dtype=np.int32)
+    group -= 1
+    group_starts = np.flatnonzero(starts_group).astype(np.int32)
+    del starts_group
+    after = np.append(group_starts[1:], np.int32(count))[group]  # the index right after each event's group
+    del group, group_starts
+    candidate = np.minimum(after, count - 1)
+    contained = ~breaks
+    contained &= after < count
+    contained &= kind[candidate] == WRAPPER
+    contained &= instruction[candidate] == instruction
+    contained &= iteration[candidate] == iteration
+    del candidate
+    parent = np.full(count, -1, dtype=np.int32)
+    parent[contained] = (after[contained] - bounds[iteration[contained]]).astype(np.int32)
+    has_children = np.zeros(count, dtype=bool)
+    has_children[after[contained]] = True
+    del after, contained
+    # A wrapper without children (a delegate that logs no internal events) is itself the finest
+    # measurement, so it is a leaf; totals, wrappers with children and load events are not.
+    leaf = (kind == OPERATOR) | (kind == DELEGATED_OP)
+    leaf |= (kind == WRAPPER) & ~has_children
+    return parent, leaf
+
+
+def _split(columns: Columns, rows: slice | NDArray[np.int64], parent: NDArray[np.int32], leaf: NDArray[np.bool_],
+           loads: NDArray[np.int64]) -> tuple[EventTable, EventTable]:
+    """The iteration events and the load events as two tables, consuming `columns` one field at a time
+    so that at most one extra column exists at once (none when `rows` is a slice: views, not copies)."""
+    iteration_fields: dict[str, NDArray[Any]] = {}
+    load_fields: dict[str, NDArray[Any]] = {}
+    for field in TABLE_FIELDS:
+        values = getattr(columns, field)
+        iteration_fields[field] = values[rows]
+        load_fields[field] = values[loads]
+        setattr(columns, field, values[:0])
+    events = EventTable(**iteration_fields, parent=parent, leaf=leaf)
+    load = EventTable(**load_fields, parent=np.full(loads.size, -1, dtype=np.int32),
+                      leaf=np.zeros(loads.size, dtype=bool))
+    return events, load

@@ -1,4 +1,4 @@
-"""ETDump bytes -> classified profile-event records, run by run (the hot loop; layout in flatbuf.py).
+"""ETDump bytes -> one column per profile-event field, decoded in bounded chunks (layout in flatbuf.py).
 
 Schema: executorch/devtools/etdump/etdump_schema_flatcc.fbs (ExecuTorch 1.5.1). Field numbers used here:
   ETDump       0 version:uint, 1 run_data:[RunData]
@@ -8,171 +8,203 @@ Schema: executorch/devtools/etdump/etdump_schema_flatcc.fbs (ExecuTorch 1.5.1). 
                3 delegate_debug_id_int:int = -1, 4 delegate_debug_id_str:string, 6 start_time:ulong,
                7 end_time:ulong (5 delegate_debug_metadata is not read)
 
-Speed matters here (a 200k-event file must read in well under a second), hence one function with
-local-variable aliases, one `struct` call per table, cached layouts and strings, and no name decoding
-for events whose display name comes from the delegate debug string.
+Every event becomes a row of fixed-size integers; strings become ids into one table of distinct names
+(a 3M-event trace has a few hundred), so memory per event is ~40 bytes and never a Python object.
+Event slots are decoded CHUNK_EVENTS at a time, so the temporaries stay small whatever the file size, and
+the caller can drop the file pages a chunk has finished with (`release`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sme2tui.etdump.flatbuf import (
-    I32,
-    U32,
-    FlatbufferFormatError,
-    StructLayout,
-    VtableCache,
-    field_target,
-    read_vtable,
-    root_table,
-    table_vector,
-)
-from sme2tui.etdump.kinds import kind_of_name
+import numpy as np
+
+from sme2tui.etdump.bytesview import ByteView, FlatbufferFormatError
+from sme2tui.etdump.flatbuf import Header, table_fields, table_vector, vectors
+from sme2tui.etdump.flatbuf import root_table as find_root
+from sme2tui.etdump.kinds import DELEGATED_OP, KIND_CODES, kind_of_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from numpy.typing import NDArray
 
-    from sme2tui.etdump.model import EventKind
-
-# (struct code, schema default) per ProfileEvent field, in schema order. Reference fields are read as
-# their raw uoffset ("I", 0 = absent); delegate_debug_metadata is read (as an unused uoffset) only to keep
-# the tuple positional.
-_PROFILE_FIELDS: Final = (("I", 0), ("i", 0), ("i", -1), ("i", -1), ("I", 0), ("I", 0), ("Q", 0), ("Q", 0))
-_NAME, _DD_STR = 0, 4
+CHUNK_EVENTS: Final = 1 << 17
 _MAX_U32: Final = 2**32 - 1
+# ProfileEvent fields in schema order with their widths (references are 4-byte offsets).
+_PROFILE_WIDTHS: Final = (4, 4, 4, 4, 4, 4, 8, 8)
+_NAME, _CHAIN, _INSTRUCTION, _DD_INT, _DD_STR, _START, _END = 0, 1, 2, 3, 4, 6, 7
 
-# One profile event, classified: (display name, chain_index, instruction_id, delegate_debug_id_int,
-# delegate_debug_id_str, start, end, kind). A plain tuple: one is built per event in the hot loop and
-# dropped as soon as its iteration is assembled.
-Record = tuple[str, int, int, int, str | None, int, int, "EventKind"]
-
-
-def read_version(data: bytes) -> int:
-    """Schema version from the root table (checks the header too)."""
-    root = root_table(data)
-    field = VtableCache(2).fields(data, root)[0]
-    version: int = U32.unpack_from(data, root + field)[0] if field else 0
-    return version
+Release = Callable[[int, int], None]
 
 
-def iter_runs(data: bytes) -> Iterator[list[Record]]:
-    """Decode the runs one at a time, in file order, so that only one run's records exist at once.
+class Names:
+    """Distinct strings seen in the file, each decoded once, with the event kind its name implies."""
 
-    Raises FlatbufferFormatError (or struct.error / UnicodeDecodeError) on bytes that are not a
-    well-formed ETDump.
-    """
-    root = root_table(data)
-    root_fields = VtableCache(2).fields(data, root)
-    if not root_fields[1]:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.kinds: list[int] = []
+        self._ids: dict[bytes, int] = {}
+
+    def id_of(self, raw: bytes) -> int:
+        known = self._ids.get(raw)
+        return known if known is not None else self._add(raw)
+
+    def _add(self, raw: bytes) -> int:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FlatbufferFormatError("a name is not valid UTF-8") from None
+        index = self._ids[raw] = len(self.texts)
+        self.texts.append(text)
+        self.kinds.append(KIND_CODES[kind_of_name(text)])
+        return index
+
+    def ids(self, buffer: bytes | bytearray | memoryview | object, starts: NDArray[np.int64],
+            ends: NDArray[np.int64]) -> NDArray[np.int32]:
+        """Id of each string `buffer[starts[i]:ends[i]]` (slices are hashed in C; one decode per new name)."""
+        get = buffer.__getitem__  # type: ignore[attr-defined]
+        return np.fromiter(
+            map(self.id_of, map(get, map(slice, starts.tolist(), ends.tolist()))), dtype=np.int32, count=starts.size
+        )
+
+
+@dataclass
+class Columns:
+    """Profile events in file order, one array per field (`run` is the RunData each came from)."""
+
+    name: NDArray[np.int32]
+    dd_str: NDArray[np.int32]  # name id of delegate_debug_id_str, -1 when absent or empty
+    chain_index: NDArray[np.int32]
+    instruction_id: NDArray[np.int32]
+    dd_int: NDArray[np.int32]
+    start: NDArray[np.uint64]
+    end: NDArray[np.uint64]
+    kind: NDArray[np.uint8]
+    run: NDArray[np.int32]
+
+    @classmethod
+    def empty(cls, size: int) -> Columns:
+        # np.empty does not touch its pages: slots that turn out to be allocation or debug events cost no RSS.
+        return cls(*(np.empty(size, dtype=dtype) for dtype in _COLUMN_DTYPES))
+
+    def head(self, size: int) -> Columns:
+        return Columns(*(getattr(self, field)[:size] for field in _COLUMN_FIELDS))
+
+
+_COLUMN_FIELDS: Final = ("name", "dd_str", "chain_index", "instruction_id", "dd_int", "start", "end", "kind", "run")
+_COLUMN_DTYPES: Final = (np.int32, np.int32, np.int32, np.int32, np.int32, np.uint64, np.uint64, np.uint8, np.int32)
+
+
+@dataclass
+class Decoded:
+    version: int
+    names: Names
+    columns: Columns
+
+
+def decode(buffer: bytes | bytearray | memoryview | object, header: Header, release: Release | None = None) -> Decoded:
+    """Decode every profile event. Raises FlatbufferFormatError on bytes that are not a well-formed ETDump."""
+    view = ByteView(buffer)  # type: ignore[arg-type]
+    root = find_root(view, header)
+    fields = table_fields(view, np.array([root], dtype=np.int64), (4, 4), "the root table")
+    version = int(fields.scalar(view, 0, "u4", 0, "the schema version")[0])
+    names = Names()
+    run_vector = int(fields.target(view, 1, "the run list")[0])
+    if run_vector < 0:
+        return Decoded(version, names, Columns.empty(0))
+    runs = table_vector(view, run_vector, "the run list")
+    run_fields = table_fields(view, runs, (4, 4, 4, 4), "a run")
+    event_vectors = run_fields.target(view, 3, "a run's event list")
+    has_events = event_vectors >= 0
+    counts = np.zeros(runs.size, dtype=np.int64)
+    counts[has_events] = vectors(view, event_vectors[has_events], "a run's event list")
+    _check_disjoint(event_vectors, counts)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    total = int(bounds[-1])
+    columns = Columns.empty(total)
+    filled = 0
+    for first in range(0, total, CHUNK_EVENTS):
+        slots = np.arange(first, min(first + CHUNK_EVENTS, total), dtype=np.int64)
+        run = np.searchsorted(bounds, slots, side="right") - 1
+        slot_at = event_vectors[run] + 4 + 4 * (slots - bounds[run])
+        filled = _decode_chunk(view, names, slot_at, run, columns, filled, release)
+    return Decoded(version, names, columns.head(filled))
+
+
+def _check_disjoint(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> None:
+    """Event lists of different runs never share bytes in a file a writer made; a corrupt file whose runs
+    all point at one big list would otherwise multiply its events (and the memory they take)."""
+    used = counts > 0
+    if not used.any():
         return
-    runs_cache = VtableCache(4)
-    decoder = _EventDecoder(data)
-    for run in table_vector(data, field_target(data, root, root_fields[1])):
-        events_field = runs_cache.fields(data, run)[3]
-        yield decoder.records(field_target(data, run, events_field)) if events_field else []
+    order = np.argsort(starts[used], kind="stable")
+    begin = starts[used][order]
+    end = begin + 4 + 4 * counts[used][order]
+    if (begin[1:] < end[:-1]).any():
+        raise FlatbufferFormatError("two runs share event-list bytes (the run table offsets are corrupt)")
 
 
-class _EventDecoder:
-    """Per-file caches: Event vtables, ProfileEvent layouts and decoded strings (shared, not copied)."""
+def _decode_chunk(view: ByteView, names: Names, slot_at: NDArray[np.int64], run: NDArray[np.int64],
+                  out: Columns, filled: int, release: Release | None) -> int:
+    events = slot_at + view.read("u4", slot_at, "an event offset")
+    event_fields = table_fields(view, events, (4, 4, 4), "an event")
+    profiles_at = event_fields.target(view, 0, "a profile event")
+    is_profile = profiles_at >= 0  # allocation and debug events are skipped
+    profiles = profiles_at[is_profile]
+    run = run[is_profile]
+    fields = table_fields(view, profiles, _PROFILE_WIDTHS, "a profile event")
+    chain = fields.scalar(view, _CHAIN, "i4", 0, "a chain index")
+    instruction = fields.scalar(view, _INSTRUCTION, "i4", -1, "an instruction id")
+    dd_int = fields.scalar(view, _DD_INT, "i4", -1, "a delegate debug id")
+    start = fields.scalar_u64(view, _START, "a start time")
+    end = fields.scalar_u64(view, _END, "an end time")
+    backwards = (end < start) & ((start > _MAX_U32) | (end > _MAX_U32))
+    if backwards.any():
+        at = int(np.argmax(backwards))
+        raise FlatbufferFormatError(
+            f"a profile event (instruction {int(instruction[at])}) ends at {int(end[at])}, before its start "
+            f"{int(start[at])}, and the times are not 32-bit counters that could have wrapped"
+        )
+    # Inspector's naming (Event._populate_event_signature_fields): a delegate debug id, the integer one
+    # first, replaces the logged name, and an empty delegate string counts as absent.
+    dd_str_at, dd_str_end = _strings(view, fields.target(view, _DD_STR, "a delegate debug string"))
+    dd_str = np.full(profiles.size, -1, dtype=np.int32)
+    has_dd_str = dd_str_end > dd_str_at + 4
+    dd_str[has_dd_str] = names.ids(view.buffer, dd_str_at[has_dd_str] + 4, dd_str_end[has_dd_str])
+    has_dd_int = dd_int != -1
+    named_by_str = has_dd_str & ~has_dd_int
+    logged = ~has_dd_int & ~has_dd_str
+    name_at, name_end = _strings(view, fields.target(view, _NAME, "a name", only=logged))
+    name = np.empty(profiles.size, dtype=np.int32)
+    name[named_by_str] = dd_str[named_by_str]
+    has_name = logged & (name_at >= 0)
+    name[has_name] = names.ids(view.buffer, name_at[has_name] + 4, name_end[has_name])
+    unnamed = logged & (name_at < 0)
+    if unnamed.any():
+        name[unnamed] = names.id_of(b"")
+    if has_dd_int.any():
+        values, inverse = np.unique(dd_int[has_dd_int], return_inverse=True)
+        ids = np.array([names.id_of(str(int(value)).encode()) for value in values], dtype=np.int32)
+        name[has_dd_int] = ids[inverse]
+    kind = np.asarray(names.kinds, dtype=np.uint8)[name]
+    kind[has_dd_int | has_dd_str] = DELEGATED_OP
+    stop = filled + profiles.size
+    for column, values in (("name", name), ("dd_str", dd_str), ("chain_index", chain), ("instruction_id", instruction),
+                           ("dd_int", dd_int), ("start", start), ("end", end), ("kind", kind), ("run", run)):
+        getattr(out, column)[filled:stop] = values
+    if release is not None and slot_at.size:
+        touched = [positions[positions >= 0] for positions in (slot_at, events, profiles, dd_str_end, name_end)]
+        release(min(int(a.min()) for a in touched if a.size), max(int(a.max()) for a in touched if a.size))
+    return stop
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._event_layouts: dict[int, int] = {}
-        self._profile_layouts: dict[int, StructLayout] = {}
-        # Names repeat every iteration; one str per distinct name keeps memory flat. Keyed by the raw
-        # bytes so that a repeated name costs a slice and a lookup, not a decode.
-        self._strings: dict[bytes, str] = {}
-        self._kinds: dict[str, EventKind] = {}
-        self._int_names: dict[int, str] = {}
 
-    def records(self, vector: int) -> list[Record]:
-        data = self._data
-        size = len(data)
-        i32 = I32.unpack_from
-        u32 = U32.unpack_from
-        event_layouts = self._event_layouts
-        profile_layouts = self._profile_layouts
-        strings = self._strings
-        kinds = self._kinds
-        out: list[Record] = []
-        append = out.append
-        for event in table_vector(data, vector):
-            vtable = event - i32(data, event)[0]
-            profile_field = event_layouts.get(vtable)
-            if profile_field is None:
-                profile_field = event_layouts[vtable] = self._event_layout(vtable)
-            if not profile_field:
-                continue  # an allocation or debug event
-            pos = event + profile_field
-            pos += u32(data, pos)[0]
-            if pos + 4 > size:
-                raise FlatbufferFormatError(f"a profile event at offset {pos} runs past the end of the file")
-            vtable = pos - i32(data, pos)[0]
-            layout = profile_layouts.get(vtable)
-            if layout is None:
-                layout = profile_layouts[vtable] = self._profile_layout(vtable)
-            name_ref, chain, instruction, dd_int, dd_str_ref, _, start, end = layout.read(data, pos)
-            if end < start and (start > _MAX_U32 or end > _MAX_U32):
-                raise FlatbufferFormatError(
-                    f"a profile event (instruction {instruction}) ends at {end}, before its start {start}, "
-                    "and the times are not 32-bit counters that could have wrapped"
-                )
-            dd_str: str | None = None
-            if dd_str_ref:
-                at = pos + layout.offsets[_DD_STR] + dd_str_ref
-                length = u32(data, at)[0]
-                raw = data[at + 4 : at + 4 + length]
-                cached = strings.get(raw)
-                dd_str = cached if cached is not None and len(raw) == length else self._new_string(raw, at)
-                # Inspector treats an empty delegate string as absent.
-                dd_str = dd_str or None
-            # Inspector's naming (Event._populate_event_signature_fields): a delegate debug id, the
-            # integer one first, replaces the logged name; such events are delegate-internal ops.
-            if dd_int != -1:
-                display = self._int_name(dd_int)
-                kind: EventKind = "delegated_op"
-            elif dd_str is not None:
-                display = dd_str
-                kind = "delegated_op"
-            else:
-                display = ""
-                if name_ref:
-                    at = pos + layout.offsets[_NAME] + name_ref
-                    length = u32(data, at)[0]
-                    raw = data[at + 4 : at + 4 + length]
-                    cached = strings.get(raw)
-                    display = cached if cached is not None and len(raw) == length else self._new_string(raw, at)
-                known = kinds.get(display)
-                kind = known if known is not None else self._new_kind(display)
-            append((display, chain, instruction, dd_int, dd_str, start, end, kind))
-        return out
-
-    def _event_layout(self, vtable: int) -> int:
-        if vtable < 0:
-            raise FlatbufferFormatError(f"an event's vtable offset points before the file start ({vtable})")
-        _, offsets = read_vtable(self._data, vtable, 1)
-        return offsets[0]
-
-    def _profile_layout(self, vtable: int) -> StructLayout:
-        if vtable < 0:
-            raise FlatbufferFormatError(f"a profile event's vtable points before the file start ({vtable})")
-        table_size, offsets = read_vtable(self._data, vtable, len(_PROFILE_FIELDS))
-        return StructLayout(_PROFILE_FIELDS, offsets, table_size)
-
-    def _new_string(self, raw: bytes, at: int) -> str:
-        length = U32.unpack_from(self._data, at)[0]
-        if len(raw) != length:
-            raise FlatbufferFormatError(f"a string at offset {at} runs past the end of the file")
-        text = self._strings[raw] = raw.decode("utf-8")
-        return text
-
-    def _new_kind(self, name: str) -> EventKind:
-        kind = self._kinds[name] = kind_of_name(name)
-        return kind
-
-    def _int_name(self, value: int) -> str:
-        name = self._int_names.get(value)
-        if name is None:
-            name = self._int_names[value] = str(value)
-        return name
+def _strings(view: ByteView, at: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(position, end) of each string (-1, -1 where absent); lengths are checked against the file."""
+    present = at >= 0
+    end = np.full(at.size, -1, dtype=np.int64)
+    lengths = view.read("u4", at[present], "a string")
+    end[present] = at[present] + 4 + lengths
+    view.check(end[present] - 1, 1, "the end of a string")
+    return at, end

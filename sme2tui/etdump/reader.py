@@ -1,13 +1,28 @@
-"""`read_etdump`: file -> `EtdumpTrace`, with every failure turned into an `EtdumpError` naming the file."""
+"""`read_etdump`: file -> `EtdumpTrace`, with every failure turned into an `EtdumpError` naming the file.
+
+Hostile or accidental inputs are refused before they can cost memory or time: the path must be a
+regular file (after following symlinks: a link to /dev/zero or a FIFO is refused without reading, and
+the file is opened non-blocking and checked again with fstat, so a swap in between changes nothing); the
+12-byte header is checked first; a file larger than the size limit (`SME2TUI_ETDUMP_MAX_MB`, default
+1024 MB, ~14M events) is refused with a message that says how to raise it. The file is memory-mapped and
+decoded in chunks, and the pages of a finished chunk are handed back, so memory follows the events kept
+(~40 bytes each), not the file size.
+"""
 
 from __future__ import annotations
 
-import struct
+import mmap
+import os
+import stat
 from pathlib import Path
+from typing import Final
 
-from sme2tui.etdump.assemble import Assembler
-from sme2tui.etdump.decode import iter_runs, read_version
+from sme2tui.errors import ConfigError
+from sme2tui.etdump.assemble import assemble
+from sme2tui.etdump.bytesview import FlatbufferFormatError
+from sme2tui.etdump.decode import Decoded, Release, decode
 from sme2tui.etdump.errors import EtdumpError
+from sme2tui.etdump.flatbuf import HEADER_BYTES, Header, parse_header
 from sme2tui.etdump.model import EtdumpTrace
 
 # The runtimes this tool drives (ExecuTorch's Python runtime and native runners on Linux/Android/macOS)
@@ -15,31 +30,72 @@ from sme2tui.etdump.model import EtdumpTrace
 # assumes the same (source_time_scale=NS). The tests check it against wall-clock time.
 TICKS_PER_NS = 1.0
 
+MAX_MB_VARIABLE: Final = "SME2TUI_ETDUMP_MAX_MB"
+DEFAULT_MAX_MB: Final = 1024
+
 _CORRUPT_FIX = (
     "re-run the cell to write a fresh ETDump; if it happens again, check that the runner finished "
     "(a crashed or killed runner can leave a partial file) and that the file was copied completely"
 )
+_FILE_TYPES: Final = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def max_bytes() -> int:
+    """The size limit for ETDump files, from SME2TUI_ETDUMP_MAX_MB (megabytes, 10**6 bytes)."""
+    raw = os.environ.get(MAX_MB_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_MAX_MB * 10**6
+    if not raw.isdigit() or len(raw) > 9 or int(raw) == 0:
+        raise ConfigError(
+            f"{MAX_MB_VARIABLE}={raw[:40]!r} is not a size in megabytes",
+            where=f"environment variable {MAX_MB_VARIABLE}",
+            fix=f"set it to a whole number of megabytes, e.g. {MAX_MB_VARIABLE}=4096, or unset it "
+            f"(default {DEFAULT_MAX_MB})",
+        )
+    return int(raw) * 10**6
 
 
 def read_etdump(path: Path | str) -> EtdumpTrace:
     """Read every profile event of an ETDump file into iterations (see the package docstring)."""
     path = Path(path)
-    where = str(path)
+    where = _describe(path)
+    limit = max_bytes()
+    _refuse_non_regular(path, where, os.stat)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise EtdumpError(
-            f"ETDump file {path.name} does not exist",
-            where=where,
-            fix="check the path; a run writes one ETDump per cell, next to its stdout/stderr",
-        ) from None
+        raise _missing(path, where) from None
     except OSError as exc:
-        raise EtdumpError(
-            f"cannot read ETDump file {path.name}: {exc.strerror or exc}",
-            where=where,
-            fix="check that the path is a readable file",
-        ) from None
-    return parse_etdump(data, path)
+        raise _unreadable(path, where, exc) from None
+    try:
+        _refuse_non_regular(path, where, lambda _: os.fstat(fd))
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise EtdumpError(f"ETDump file {path.name} is empty", where=where, fix=_CORRUPT_FIX)
+        header = _header(path, where, os.pread(fd, HEADER_BYTES, 0), size)
+        if header.end > limit:
+            raise EtdumpError(
+                f"ETDump file {path.name} is {header.end / 1e6:,.0f} MB, more than the {limit // 10**6:,} MB "
+                "this tool reads (a bound against runaway or hostile files)",
+                where=where,
+                fix=f"if it is a genuine ETDump, raise the limit: {MAX_MB_VARIABLE}={_suggest_mb(header.end)} "
+                "sme2tui analyze … (memory use is about half the file size)",
+            )
+        mapped = mmap.mmap(fd, header.end, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise _unreadable(path, where, exc) from None
+    finally:
+        os.close(fd)
+    try:
+        return _parse(mapped, header, path, where, _releaser(mapped))
+    finally:
+        _close(mapped)
 
 
 def parse_etdump(data: bytes, path: Path | str) -> EtdumpTrace:
@@ -48,31 +104,120 @@ def parse_etdump(data: bytes, path: Path | str) -> EtdumpTrace:
     where = str(path)
     if not data:
         raise EtdumpError(f"ETDump file {path.name} is empty", where=where, fix=_CORRUPT_FIX)
+    header = _header(path, where, data[:HEADER_BYTES], len(data))
+    return _parse(data if header.end == len(data) else data[: header.end], header, path, where, None)
+
+
+def _parse(buffer: bytes | mmap.mmap, header: Header, path: Path, where: str, release: Release | None) -> EtdumpTrace:
     try:
-        version = read_version(data)
-        assembler = Assembler()
-        for records in iter_runs(data):
-            assembler.add_run(records)
-    except (struct.error, ValueError, OverflowError) as exc:
-        # struct.error: an offset led past the end; ValueError covers the format checks and bad UTF-8.
+        decoded: Decoded = decode(buffer, header, release)
+        events, load, bounds = assemble(decoded.columns)
+    except (FlatbufferFormatError, ValueError, OverflowError, IndexError) as exc:
+        # ValueError also covers bad UTF-8; IndexError cannot happen past the bounds checks but would
+        # mean the same thing: an offset that leads outside the file.
         raise EtdumpError(
             f"ETDump file {path.name} is truncated, corrupt or not an ETDump: {_explain(exc)}",
             where=where,
             fix=_CORRUPT_FIX,
-        ) from exc
+        ) from None
     return EtdumpTrace(
         path=path,
-        version=version,
+        version=decoded.version,
         ticks_per_ns=TICKS_PER_NS,
-        iterations=tuple(assembler.iterations),
-        load_events=tuple(assembler.load_events),
-        event_count=assembler.event_count,
+        names=tuple(decoded.names.texts),
+        events=events,
+        bounds=bounds,
+        load=load,
     )
 
 
+def _header(path: Path, where: str, head: bytes, size: int) -> Header:
+    try:
+        return parse_header(head, size)
+    except FlatbufferFormatError as exc:
+        raise EtdumpError(
+            f"ETDump file {path.name} is truncated, corrupt or not an ETDump: {exc}", where=where, fix=_CORRUPT_FIX
+        ) from None
+
+
+def _refuse_non_regular(path: Path, where: str, stat_of: object) -> None:
+    try:
+        info = stat_of(path)  # type: ignore[operator]
+    except FileNotFoundError:
+        raise _missing(path, where) from None
+    except OSError as exc:
+        raise _unreadable(path, where, exc) from None
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise EtdumpError(
+            f"{path.name} is a folder, not an ETDump file",
+            where=where,
+            fix="pass the .etdp file inside it, or pass the run folder itself to `sme2tui analyze`",
+        )
+    kind = next((label for test, label in _FILE_TYPES if test(mode)), "not a regular file")
+    raise EtdumpError(
+        f"{path.name} is {kind}, not an ETDump file; it was not read (it could be endless or block forever)",
+        where=where,
+        fix="copy the ETDump to a regular file first and analyze the copy",
+    )
+
+
+def _describe(path: Path) -> str:
+    """The path, plus where a symlink leads (the target is what gets checked and read)."""
+    try:
+        if path.is_symlink():
+            return f"{path} (a symlink to {os.path.realpath(path)})"
+    except OSError:
+        pass
+    return str(path)
+
+
+def _missing(path: Path, where: str) -> EtdumpError:
+    return EtdumpError(
+        f"ETDump file {path.name} does not exist",
+        where=where,
+        fix="check the path; a run writes one ETDump per cell, next to its stdout/stderr",
+    )
+
+
+def _unreadable(path: Path, where: str, exc: OSError) -> EtdumpError:
+    return EtdumpError(
+        f"cannot read ETDump file {path.name}: {exc.strerror or exc}",
+        where=where,
+        fix="check that the path is a readable file",
+    )
+
+
+def _suggest_mb(size: int) -> int:
+    return max(DEFAULT_MAX_MB, -(-size // 10**8) * 100)  # rounded up to the next 100 MB
+
+
+def _releaser(mapped: mmap.mmap) -> Release | None:
+    """Give back the file pages of decoded chunks (they stay in the page cache; a re-read refaults)."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or not hasattr(mapped, "madvise"):
+        return None
+    page = mmap.PAGESIZE
+
+    def release(low: int, high: int) -> None:
+        start = low - low % page
+        stop = high - high % page
+        if stop > start:
+            mapped.madvise(advice, start, stop - start)
+
+    return release
+
+
+def _close(mapped: mmap.mmap) -> None:
+    try:
+        mapped.close()
+    except BufferError:
+        pass  # an array still views the map (e.g. held by a traceback); it is unmapped when that goes
+
+
 def _explain(exc: Exception) -> str:
-    if isinstance(exc, struct.error):
-        return "data points past the end of the file"
     if isinstance(exc, UnicodeDecodeError):
         return "a name is not valid UTF-8"
     return str(exc)
