@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 NS_PER_MS: Final = 1e6
 # Leaf events handled per step (whole iterations; one iteration bigger than this is a step of its own).
-CHUNK_EVENTS: Final = 1 << 17
+CHUNK_EVENTS: Final = 1 << 15
 _UNKNOWN: Final = -1
+# Operator times go into an operators x iterations table when it would be at least 1/DENSE_FILL full.
+DENSE_FILL: Final = 2
 
 
 @dataclass
@@ -77,19 +79,27 @@ class _Categories:
 
 
 class _Operators:
-    """Operator ids across every trace of a cell, and the (operator, per-iteration value) pairs seen."""
+    """Operator ids across every trace of a cell, and one (operator, iteration, time) triple per operator
+    and measured iteration it appeared in (stored in arrays sized for the measured leaf events)."""
 
-    def __init__(self, sample: TraceSample) -> None:
+    def __init__(self, sample: TraceSample, capacity: int) -> None:
         self._sample = sample
         self._ids: dict[tuple[int, str], int] = {}
-        self._op_chunks: list[NDArray[np.int32]] = []
-        self._value_chunks: list[NDArray[np.float64]] = []
+        # np.empty does not touch its pages: only the triples actually written cost memory.
+        self._op = np.empty(capacity, dtype=np.int32)
+        self._iteration = np.empty(capacity, dtype=np.int32)
+        self._ms = np.empty(capacity, dtype=np.float64)
+        self._count = 0
+        self.iterations = 0  # measured iterations so far, over every trace
 
     def add(self, trace: EtdumpTrace, categories: _Categories, rows: NDArray[np.int64], iteration: NDArray[np.int64],
-            ms: NDArray[np.float64]) -> None:
+            ms: NDArray[np.float64], first_iteration: int) -> None:
+        """`iteration` counts from the chunk's first iteration, which is measured iteration `first_iteration`
+        of this trace."""
         events = trace.events
         keys = (events.instruction_id[rows].astype(np.int64) << 32) | events.name[rows].astype(np.int64)
         distinct, first, local = np.unique(keys, return_index=True, return_inverse=True)
+        del keys
         global_ids = np.empty(distinct.size, dtype=np.int32)
         for slot in np.argsort(first, kind="stable").tolist():  # first-appearance order
             instruction_id, name_id = int(distinct[slot]) >> 32, int(distinct[slot]) & 0xFFFFFFFF
@@ -106,37 +116,59 @@ class _Operators:
         # (in file order, like the per-event loop did).
         width = distinct.size
         pairs, pair_index = np.unique(iteration * width + local, return_inverse=True)
-        self._op_chunks.append(global_ids[pairs % width])
-        self._value_chunks.append(np.bincount(pair_index, weights=ms, minlength=pairs.size))
+        stop = self._count + pairs.size
+        self._op[self._count : stop] = global_ids[pairs % width]
+        self._iteration[self._count : stop] = pairs // width + (self.iterations + first_iteration)
+        self._ms[self._count : stop] = np.bincount(pair_index, weights=ms, minlength=pairs.size)
+        self._count = stop
 
     def finish(self) -> None:
-        if not self._op_chunks:
+        """Median, mean and count per operator."""
+        count, operators = self._count, self._sample.operators
+        if not count:
             return
-        ops = np.concatenate(self._op_chunks)
-        values = np.concatenate(self._value_chunks)
-        self._op_chunks.clear()
-        self._value_chunks.clear()
-        order = np.lexsort((values, ops))
-        ordered = values[order]
-        counts = np.bincount(ops, minlength=len(self._sample.operators))
-        del ops, values, order
-        stops = np.cumsum(counts)
-        for operator, count, stop in zip(self._sample.operators, counts.tolist(), stops.tolist(), strict=True):
-            segment = ordered[stop - count : stop]
-            middle = count // 2
+        op, ms = self._op[:count], self._ms[:count]
+        counts = np.bincount(op, minlength=len(operators))
+        if len(operators) * self.iterations <= DENSE_FILL * count:
+            # Most operators run every iteration: one row per operator, NaN where it did not run;
+            # sorting each row in place puts its values first, in order (NaN sorts last).
+            table = np.full((len(operators), self.iterations), np.nan)
+            table[op, self._iteration[:count]] = ms
+            self._release()
+            table.sort(axis=1)
+            segments = (table[index, :size] for index, size in enumerate(counts.tolist()))
+        else:
+            # Operators come and go (or there are very many): group the triples by operator instead.
+            order = np.argsort(op, kind="stable")
+            grouped = ms[order]
+            del order
+            self._release()
+            stops = np.cumsum(counts).tolist()
+            segments = (np.sort(grouped[stop - size : stop]) for stop, size in zip(stops, counts.tolist(),
+                                                                                    strict=True))
+        for operator, segment in zip(operators, segments, strict=True):
+            size = segment.size
+            middle = size // 2
             # statistics.median and statistics.fmean, computed the same way on the same floats.
-            operator.median_ms = (float(segment[middle]) if count % 2 else
+            operator.median_ms = (float(segment[middle]) if size % 2 else
                                   (float(segment[middle - 1]) + float(segment[middle])) / 2)
-            operator.mean_ms = math.fsum(segment.tolist()) / count
-            operator.occurrences = count
+            operator.mean_ms = math.fsum(segment.tolist()) / size
+            operator.occurrences = size
+
+    def _release(self) -> None:
+        self._op = self._iteration = np.empty(0, dtype=np.int32)
+        self._ms = np.empty(0, dtype=np.float64)
 
 
 def sample_traces(parts: list[tuple[EtdumpTrace, int]], categorizer: Categorizer) -> TraceSample:
     """Totals, category sums and operator samples over the iterations after each trace's warmup."""
     sample = TraceSample()
-    operators = _Operators(sample)
+    capacity = sum(int(np.count_nonzero(trace.events.leaf[trace.bounds[min(warmup, trace.iteration_count)]:]))
+                   for trace, warmup in parts)
+    operators = _Operators(sample, capacity)
     for trace, warmup in parts:
         _sample_trace(trace, warmup, categorizer, sample, operators)
+        operators.iterations += max(trace.iteration_count - warmup, 0)
     operators.finish()
     return sample
 
@@ -166,7 +198,7 @@ def _sample_trace(trace: EtdumpTrace, warmup: int, categorizer: Categorizer, sam
         for index, values in enumerate(per_category.T.tolist()):
             sums[index] += values
         if rows.size:
-            operators.add(trace, categories, rows, iteration, ms)
+            operators.add(trace, categories, rows, iteration, ms, first - measured.start)
         first = stop
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from sme2tui.etdump.decode import Columns
 
+CHUNK_EVENTS: Final = 1 << 15
 TABLE_FIELDS: Final = ("name", "dd_str", "chain_index", "instruction_id", "dd_int", "start", "end", "kind")
 
 
@@ -55,10 +56,26 @@ def assemble(columns: Columns) -> tuple[EventTable, EventTable, NDArray[np.int64
     del before
     counts = np.bincount(iteration, minlength=totals_at.size)
     bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    parent, leaf = _nesting(kind[members], columns.instruction_id[members], iteration, bounds)
+    parent = np.empty(iteration.size, dtype=np.int32)
+    leaf = np.empty(iteration.size, dtype=bool)
+    # Nesting never crosses an iteration, so it is worked out a bounded run of iterations at a time.
+    first = 0
+    while first < counts.size:
+        stop = min(max(int(np.searchsorted(bounds, bounds[first] + CHUNK_EVENTS, side="right")) - 1, first + 1),
+                   counts.size)
+        lo, hi = int(bounds[first]), int(bounds[stop])
+        rows = _sub(members, lo, hi)
+        parent[lo:hi], leaf[lo:hi] = _nesting(kind[rows], columns.instruction_id[rows], iteration[lo:hi], bounds)
+        first = stop
     del iteration
     events, load = _split(columns, members, parent, leaf, loads)
     return events, load, bounds
+
+
+def _sub(rows: slice | NDArray[np.int64], lo: int, hi: int) -> slice | NDArray[np.int64]:
+    if isinstance(rows, slice):
+        return slice(rows.start + lo, rows.start + hi)
+    return rows[lo:hi]
 
 
 def _rows(mask: NDArray[np.bool_]) -> slice | NDArray[np.int64]:
@@ -77,6 +94,8 @@ def _nesting(kind: NDArray[np.uint8], instruction: NDArray[np.int32], iteration:
              bounds: NDArray[np.int64]) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
     """Parent of each iteration event (index within its iteration, -1 for none) and whether it is a leaf."""
     count = kind.size
+    if count == 0:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool)
     breaks = (kind == WRAPPER) | (kind == TOTAL)
     starts_group = np.ones(count, dtype=bool)
     if count > 1:

@@ -30,7 +30,8 @@ from sme2tui.etdump.kinds import DELEGATED_OP, KIND_CODES, kind_of_name
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-CHUNK_EVENTS: Final = 1 << 17
+CHUNK_EVENTS: Final = 1 << 15
+RUN_CHUNK: Final = 1 << 10
 _MAX_U32: Final = 2**32 - 1
 # ProfileEvent fields in schema order with their widths (references are 4-byte offsets).
 _PROFILE_WIDTHS: Final = (4, 4, 4, 4, 4, 4, 8, 8)
@@ -115,11 +116,7 @@ def decode(buffer: bytes | bytearray | memoryview | object, header: Header, rele
     if run_vector < 0:
         return Decoded(version, names, Columns.empty(0))
     runs = table_vector(view, run_vector, "the run list")
-    run_fields = table_fields(view, runs, (4, 4, 4, 4), "a run")
-    event_vectors = run_fields.target(view, 3, "a run's event list")
-    has_events = event_vectors >= 0
-    counts = np.zeros(runs.size, dtype=np.int64)
-    counts[has_events] = vectors(view, event_vectors[has_events], "a run's event list")
+    event_vectors, counts = _event_lists(view, runs, release)
     _check_disjoint(event_vectors, counts)
     bounds = np.concatenate(([0], np.cumsum(counts)))
     total = int(bounds[-1])
@@ -131,6 +128,29 @@ def decode(buffer: bytes | bytearray | memoryview | object, header: Header, rele
         slot_at = event_vectors[run] + 4 + 4 * (slots - bounds[run])
         filled = _decode_chunk(view, names, slot_at, run, columns, filled, release)
     return Decoded(version, names, columns.head(filled))
+
+
+def _event_lists(view: ByteView, runs: NDArray[np.int64], release: Release | None
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(position, length) of each run's event list (-1, 0 for a run without one).
+
+    Run tables are spread over the whole file (one per execute call), so they are read a slice at a time
+    and the pages of each slice handed back: touching them all at once would map the whole file.
+    """
+    positions = np.full(runs.size, -1, dtype=np.int64)
+    counts = np.zeros(runs.size, dtype=np.int64)
+    for first in range(0, runs.size, RUN_CHUNK):
+        part = slice(first, first + RUN_CHUNK)
+        fields = table_fields(view, runs[part], (4, 4, 4, 4), "a run")
+        lists = fields.target(view, 3, "a run's event list")
+        has_events = lists >= 0
+        part_counts = np.zeros(lists.size, dtype=np.int64)
+        part_counts[has_events] = vectors(view, lists[has_events], "a run's event list")
+        positions[part], counts[part] = lists, part_counts
+        if release is not None:
+            touched = np.concatenate((runs[part], lists[has_events]))
+            release(int(touched.min()), int(touched.max()) + 4)
+    return positions, counts
 
 
 def _check_disjoint(starts: NDArray[np.int64], counts: NDArray[np.int64]) -> None:
