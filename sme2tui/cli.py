@@ -432,15 +432,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    # A bare ETDump needs only the reader and the cell analysis; run folders import the rest when met.
     from sme2tui.analysis.categorize import Categorizer
     from sme2tui.analysis.files import analyze_etdump_file, file_summary, render_file_analysis
-    from sme2tui.analysis.kit_run import kit_digest
-    from sme2tui.analysis.stage import analyze_run
-    from sme2tui.events import StepFinished
-    from sme2tui.fileio import write_text_atomic
-    from sme2tui.kit.folder import looks_like_kit_folder
-    from sme2tui.report.markdown import render_report
-    from sme2tui.run.folder import RunFolder
 
     if args.warmup is not None and args.warmup < 0:
         raise ConfigError("--warmup must be 0 or more", where="command line", fix="e.g. --warmup 3")
@@ -448,12 +442,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     code = 0
     outputs: list[dict[str, Any]] = []
     for path in args.paths:
-        if path.is_dir() and looks_like_kit_folder(path):
-            result_kit, ok = _analyze_kit(path, args, printer)
-            outputs.append({"kind": "arm-kit-run-folder", **kit_digest(result_kit)})
-            code = code or (0 if ok else int(ExitCode.ANALYSIS))
-            continue
-        if path.is_file():
+        if path.is_dir():
+            from sme2tui.kit.folder import looks_like_kit_folder
+
+            if looks_like_kit_folder(path):
+                from sme2tui.analysis.kit_run import kit_digest
+
+                result_kit, ok = _analyze_kit(path, args, printer)
+                outputs.append({"kind": "arm-kit-run-folder", **kit_digest(result_kit)})
+                code = code or (0 if ok else int(ExitCode.ANALYSIS))
+                continue
+        elif os.path.lexists(path):
+            # Anything that exists and is not a folder is taken as an ETDump, so FIFOs, devices and symlinks
+            # to them get the reader's refusal (exit 6) instead of being opened as a run folder.
             try:
                 result = analyze_etdump_file(path, warmup=args.warmup or 0,
                                              categorizer=Categorizer.load(args.sub_categories))
@@ -475,6 +476,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                               "kit (no <model>_<experiment>_t<N>.etdump, no pipeline summary)", where=str(path),
                               fix=f"kit run folders below it: {', '.join(map(str, below))}" if below else
                               "pass runs/<stamp>-<name>, the kit's output_root, or an .etdump file")
+        from sme2tui.analysis.stage import analyze_run
+        from sme2tui.events import StepFinished
+        from sme2tui.fileio import write_text_atomic
+        from sme2tui.report.markdown import render_report
+        from sme2tui.run.folder import RunFolder
+
         folder, config = RunFolder.open(path)
         previous = folder.root / "analysis" / "summary.json"
         kit_section = _kit_section_of(previous)

@@ -145,12 +145,29 @@ def test_leaf_events_count_each_nanosecond_once(path: Path) -> None:
         assert sum(event.duration for event in leaves) <= iteration.total
 
 
-def test_a_wrapper_without_children_is_a_leaf() -> None:
+def test_a_wrapper_without_children_is_a_leaf(tmp_path: Path) -> None:
     # A delegate built without internal profiling logs only its DELEGATE_CALL.
-    wrapper = make_event("DELEGATE_CALL", 0, 4, -1, None, 10, 20, "wrapper", -1)
-    total = make_event("Method::execute", -1, 0, -1, None, 0, 30, "total", -1)
-    trace = EtdumpTrace(XNNPACK, 0, 1.0, (), (), 2)
+    path = tmp_path / "childless.etdp"
+    path.write_bytes(build([RunData("Execute", [
+        Profile("DELEGATE_CALL", 4, 10, 20),
+        Profile("Method::execute", 0, 0, 30, chain_index=-1),
+    ])]))  # fmt: skip
+    trace = read_etdump(path)
+    wrapper, total = trace.iterations[0].events
+    assert trace.leaf_events(trace.iterations[0]) == [wrapper]
+    assert trace.events.leaf.tolist() == [True, False]
+    # leaf_events works on any Iteration, e.g. one built by hand.
     assert trace.leaf_events(Iteration(0, 30, (wrapper, total))) == [wrapper]
+
+
+def test_leaf_column_matches_leaf_events() -> None:
+    for path in FIXTURES:
+        trace = read_etdump(path)
+        for iteration in trace.iterations:
+            first, stop = int(trace.bounds[iteration.index]), int(trace.bounds[iteration.index + 1])
+            marked = [event for event, leaf in zip(iteration.events, trace.events.leaf[first:stop].tolist(),
+                                                   strict=True) if leaf]
+            assert marked == trace.leaf_events(iteration)
 
 
 def test_fast_constructor_builds_the_same_object_as_the_dataclass() -> None:
@@ -325,7 +342,7 @@ def test_a_file_without_runs_has_no_iterations(tmp_path: Path) -> None:
     path = tmp_path / "no_runs.etdp"
     path.write_bytes(build([]))
     trace = read_etdump(path)
-    assert (trace.iterations, trace.load_events, trace.event_count) == ((), (), 0)
+    assert (len(trace.iterations), trace.load_events, trace.event_count) == (0, (), 0)
 
 
 # --- failures -----------------------------------------------------------------------------------
@@ -446,8 +463,8 @@ def test_event_that_ends_before_it_starts(tmp_path: Path) -> None:
 # --- light process ------------------------------------------------------------------------------
 
 
-def test_package_imports_only_stdlib_and_flatbuffers() -> None:
-    allowed_outside = {"flatbuffers", "sme2tui.errors"}
+def test_package_imports_only_stdlib_and_numpy() -> None:
+    allowed_outside = {"numpy", "numpy.typing", "sme2tui.errors"}
     for module in sorted(PACKAGE.glob("*.py")):
         for node in ast.walk(ast.parse(module.read_text())):
             names: list[str] = []
@@ -458,10 +475,7 @@ def test_package_imports_only_stdlib_and_flatbuffers() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert (
-                    top in sys.stdlib_module_names
-                    or name.startswith("sme2tui.etdump")
-                    or name in allowed_outside
-                    or top == "flatbuffers"
+                    top in sys.stdlib_module_names or name.startswith("sme2tui.etdump") or name in allowed_outside
                 ), f"{module.name} imports {name}"
 
 

@@ -207,8 +207,8 @@ def test_out_of_span_synthetic_times_still_give_a_valid_trace(monkeypatch: pytes
         total = ProfileEvent("Method::execute", 0, 0, -1, None, base, base + 1000, "total", -1)
         return Iteration(index=index, total=1000, events=(*ops, wrapper, total))
 
-    fake = EtdumpTrace(path=tmp_path / "x.etdp", version=0, ticks_per_ns=1.0,
-                       iterations=(iteration(0, 10_000), iteration(1, 20_000)), load_events=(), event_count=8)
+    fake = EtdumpTrace.from_objects(tmp_path / "x.etdp", [iteration(0, 10_000), iteration(1, 20_000)])
+    assert [it.events for it in fake.iterations] == [iteration(0, 10_000).events, iteration(1, 20_000).events]
     monkeypatch.setattr(trace_module, "read_etdump", lambda _path: fake)
     data = write_chrome_trace([("synthetic", tmp_path / "x.etdp", 1)], tmp_path / "t.json")
     events = x_events(data)

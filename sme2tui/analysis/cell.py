@@ -12,6 +12,7 @@ Statistic conventions (said again in every report):
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,7 +138,8 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
     base = {"cell_id": cell_id, "model": cell["model"], "dtype": cell["dtype"], "variant": cell["variant"],
             "threads": int(cell["threads"]), "warmup_dropped": warmup}
     round_dumps = [(cell_dir / r["etdump"], int(r["warmup"]), int(r["iterations"])) for r in rounds if r.get("etdump")]
-    if round_dumps or etdump_path.is_file():
+    # lexists: an ETDump that is a FIFO, a device or a dangling link is refused by the reader, not skipped.
+    if round_dumps or os.path.lexists(etdump_path):
         parts: list[tuple[EtdumpTrace, int, int | None]] = (
             [(read_etdump(path), w, n) for path, w, n in round_dumps] if round_dumps
             else [(read_etdump(etdump_path), warmup, iterations)])

@@ -139,6 +139,8 @@ def _split(columns: Columns, rows: slice | NDArray[np.int64], parent: NDArray[np
         iteration_fields[field] = values[rows]
         load_fields[field] = values[loads]
         setattr(columns, field, values[:0])
+    # Everything outside an iteration is a load (non-iteration) event, whatever its name.
+    load_fields["kind"] = np.full(loads.size, LOAD, dtype=np.uint8)
     events = EventTable(**iteration_fields, parent=parent, leaf=leaf)
     load = EventTable(**load_fields, parent=np.full(loads.size, -1, dtype=np.int32),
                       leaf=np.zeros(loads.size, dtype=bool))

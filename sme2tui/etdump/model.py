@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import numpy as np
 
@@ -132,6 +132,30 @@ class EtdumpTrace:
     bounds: NDArray[np.int64]
     load: EventTable
 
+    @classmethod
+    def from_objects(cls, path: Path, iterations: Sequence[Iteration], load_events: Sequence[ProfileEvent] = (),
+                     *, version: int = 0, ticks_per_ns: float = 1.0) -> EtdumpTrace:
+        """A trace from event objects (tests and hand-made traces; the reader builds columns directly).
+
+        Each iteration's last event must be its total; `parent` indexes within the iteration as usual.
+        """
+        names: dict[str, int] = {}
+        events = [event for iteration in iterations for event in iteration.events]
+        leaf: list[bool] = []
+        for iteration in iterations:
+            parents = {event.parent for event in iteration.events}
+            leaf += [event.kind in ("operator", "delegated_op") or (event.kind == "wrapper" and index not in parents)
+                     for index, event in enumerate(iteration.events)]
+        sizes = [len(iteration.events) for iteration in iterations]
+        return cls(
+            path=path, version=version, ticks_per_ns=ticks_per_ns, names=(), events=_table(events, names, leaf),
+            bounds=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
+            load=_table(list(load_events), names, [False] * len(load_events)),
+        ).with_names(tuple(names))
+
+    def with_names(self, names: tuple[str, ...]) -> EtdumpTrace:
+        return EtdumpTrace(self.path, self.version, self.ticks_per_ns, names, self.events, self.bounds, self.load)
+
     @property
     def event_count(self) -> int:
         return len(self.events) + len(self.load)
@@ -171,6 +195,27 @@ class EtdumpTrace:
             for index, event in enumerate(iteration.events)
             if event.kind not in ("total", "load") and not (event.kind == "wrapper" and index in parents)
         ]
+
+
+def _table(events: list[ProfileEvent], names: dict[str, int], leaf: list[bool]) -> EventTable:
+    def name_id(name: str | None) -> int:
+        return -1 if name is None else names.setdefault(name, len(names))
+
+    def column(values: list[int], dtype: type[np.generic]) -> NDArray[Any]:
+        return np.array(values, dtype=dtype)
+
+    return EventTable(
+        name=column([name_id(e.name) for e in events], np.int32),
+        dd_str=column([name_id(e.delegate_debug_id_str) for e in events], np.int32),
+        chain_index=column([e.chain_index for e in events], np.int32),
+        instruction_id=column([e.instruction_id for e in events], np.int32),
+        dd_int=column([e.delegate_debug_id_int for e in events], np.int32),
+        start=column([e.start for e in events], np.uint64),
+        end=column([e.end for e in events], np.uint64),
+        kind=column([KINDS.index(e.kind) for e in events], np.uint8),
+        parent=column([e.parent for e in events], np.int32),
+        leaf=np.array(leaf, dtype=bool),
+    )
 
 
 class Iterations(Sequence[Iteration]):
