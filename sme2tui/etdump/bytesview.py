@@ -10,14 +10,15 @@ numpy's negative indices never wrap around).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import mmap
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import numpy as np
 
 if TYPE_CHECKING:
-    import mmap
-
     from numpy.typing import NDArray
+
+Buffer: TypeAlias = bytes | mmap.mmap  # both slice to bytes (names are sliced out of the buffer)
 
 
 
@@ -25,13 +26,15 @@ class FlatbufferFormatError(ValueError):
     """The bytes do not follow the flatbuffer layout (an offset or length points outside the buffer)."""
 
 
-_DTYPES: Final = {"u2": np.dtype("<u2"), "u4": np.dtype("<u4"), "i4": np.dtype("<i4"), "u8": np.dtype("<u8")}
+_DTYPES: Final[dict[str, np.dtype[np.integer]]] = {
+    code: np.dtype(f"<{code}") for code in ("u2", "u4", "i4", "u8")
+}
 
 
 class ByteView:
     """Gathers of u16/u32/i32/u64 at arbitrary (unaligned) byte positions of one buffer."""
 
-    def __init__(self, buffer: bytes | bytearray | memoryview | mmap.mmap) -> None:
+    def __init__(self, buffer: Buffer) -> None:
         self.buffer = buffer
         self.bytes = np.frombuffer(buffer, dtype=np.uint8)
         self.size = int(self.bytes.size)

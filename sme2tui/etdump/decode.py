@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from sme2tui.etdump.bytesview import ByteView, FlatbufferFormatError
+from sme2tui.etdump.bytesview import Buffer, ByteView, FlatbufferFormatError
 from sme2tui.etdump.flatbuf import Header, table_fields, table_vector, vectors
 from sme2tui.etdump.flatbuf import root_table as find_root
 from sme2tui.etdump.kinds import DELEGATED_OP, KIND_CODES, kind_of_name
@@ -62,10 +62,9 @@ class Names:
         self.kinds.append(KIND_CODES[kind_of_name(text)])
         return index
 
-    def ids(self, buffer: bytes | bytearray | memoryview | object, starts: NDArray[np.int64],
-            ends: NDArray[np.int64]) -> NDArray[np.int32]:
+    def ids(self, buffer: Buffer, starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int32]:
         """Id of each string `buffer[starts[i]:ends[i]]` (slices are hashed in C; one decode per new name)."""
-        get = buffer.__getitem__  # type: ignore[attr-defined]
+        get: Callable[[slice], bytes] = buffer.__getitem__  # bytes and mmap slices are bytes
         return np.fromiter(
             map(self.id_of, map(get, map(slice, starts.tolist(), ends.tolist()))), dtype=np.int32, count=starts.size
         )
@@ -88,7 +87,8 @@ class Columns:
     @classmethod
     def empty(cls, size: int) -> Columns:
         # np.empty does not touch its pages: slots that turn out to be allocation or debug events cost no RSS.
-        return cls(*(np.empty(size, dtype=dtype) for dtype in _COLUMN_DTYPES))
+        arrays: list[Any] = [np.empty(size, dtype=dtype) for dtype in _COLUMN_DTYPES]
+        return cls(*arrays)
 
     def head(self, size: int) -> Columns:
         return Columns(*(getattr(self, field)[:size] for field in _COLUMN_FIELDS))
@@ -105,9 +105,9 @@ class Decoded:
     columns: Columns
 
 
-def decode(buffer: bytes | bytearray | memoryview | object, header: Header, release: Release | None = None) -> Decoded:
+def decode(buffer: Buffer, header: Header, release: Release | None = None) -> Decoded:
     """Decode every profile event. Raises FlatbufferFormatError on bytes that are not a well-formed ETDump."""
-    view = ByteView(buffer)  # type: ignore[arg-type]
+    view = ByteView(buffer)
     root = find_root(view, header)
     fields = table_fields(view, np.array([root], dtype=np.int64), (4, 4), "the root table")
     version = int(fields.scalar(view, 0, "u4", 0, "the schema version")[0])

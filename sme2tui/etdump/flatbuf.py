@@ -148,7 +148,7 @@ def _check_no_overlap(offsets: list[NDArray[np.int64]], widths: tuple[int, ...],
     order = np.argsort(starts, axis=1, kind="stable")
     starts = np.take_along_axis(starts, order, axis=1)
     ends = np.take_along_axis(ends, order, axis=1)
-    overlap = (starts[:, 1:] < ends[:, :-1]).any(axis=1)
+    overlap: NDArray[np.bool_] = np.asarray((starts[:, 1:] < ends[:, :-1]).any(axis=1))
     _raise_first(overlap, reps, f"overlapping fields in the vtable of {what} at offset {{}}")
 
 

@@ -11,6 +11,7 @@ decoded in chunks, and the pages of a finished chunk are handed back, so memory 
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -82,7 +83,7 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
         if header.end > limit:
             raise EtdumpError(
                 f"ETDump file {path.name} is {header.end / 1e6:,.0f} MB, more than the {limit // 10**6:,} MB "
-                "this tool reads (a bound against runaway or hostile files)",
+                f"limit for ETDumps ({MAX_MB_VARIABLE}, a bound against runaway or hostile files)",
                 where=where,
                 fix=f"if it is a genuine ETDump, raise the limit: {MAX_MB_VARIABLE}={_suggest_mb(header.end)} "
                 "sme2tui analyze … (memory use is about half the file size)",
@@ -211,10 +212,9 @@ def _releaser(mapped: mmap.mmap) -> Release | None:
 
 
 def _close(mapped: mmap.mmap) -> None:
-    try:
+    # BufferError: an array still views the map (e.g. held by a traceback); it is unmapped when that goes.
+    with contextlib.suppress(BufferError):
         mapped.close()
-    except BufferError:
-        pass  # an array still views the map (e.g. held by a traceback); it is unmapped when that goes
 
 
 def _explain(exc: Exception) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from sme2tui.etdump.errors import EtdumpError
 from tests.etdump_legacy.assemble import Assembler
 from tests.etdump_legacy.decode import iter_runs, read_version
-from sme2tui.etdump.errors import EtdumpError
 from tests.etdump_legacy.model import EtdumpTrace
 
 # The runtimes this tool drives (ExecuTorch's Python runtime and native runners on Linux/Android/macOS)
