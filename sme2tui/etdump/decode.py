@@ -30,7 +30,7 @@ from sme2tui.etdump.kinds import DELEGATED_OP, KIND_CODES, kind_of_name
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-CHUNK_EVENTS: Final = 1 << 15
+CHUNK_EVENTS: Final = 1 << 14
 RUN_CHUNK: Final = 1 << 10
 _MAX_U32: Final = 2**32 - 1
 # ProfileEvent fields in schema order with their widths (references are 4-byte offsets).
@@ -46,28 +46,36 @@ class Names:
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.kinds: list[int] = []
-        self._ids: dict[bytes, int] = {}
+        self._ids = _Interned(self)
 
     def id_of(self, raw: bytes) -> int:
-        known = self._ids.get(raw)
-        return known if known is not None else self._add(raw)
+        return self._ids[raw]
 
-    def _add(self, raw: bytes) -> int:
+    def add(self, raw: bytes) -> int:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise FlatbufferFormatError("a name is not valid UTF-8") from None
-        index = self._ids[raw] = len(self.texts)
         self.texts.append(text)
         self.kinds.append(KIND_CODES[kind_of_name(text)])
-        return index
+        return len(self.texts) - 1
 
     def ids(self, buffer: Buffer, starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int32]:
-        """Id of each string `buffer[starts[i]:ends[i]]` (slices are hashed in C; one decode per new name)."""
+        """Id of each string `buffer[starts[i]:ends[i]]`: slicing, hashing and lookup all run in C (a dict
+        subclass's __getitem__); Python code runs only for a name not seen before."""
         get: Callable[[slice], bytes] = buffer.__getitem__  # bytes and mmap slices are bytes
-        return np.fromiter(
-            map(self.id_of, map(get, map(slice, starts.tolist(), ends.tolist()))), dtype=np.int32, count=starts.size
-        )
+        return np.fromiter(map(self._ids.__getitem__, map(get, map(slice, starts.tolist(), ends.tolist()))),
+                           dtype=np.int32, count=starts.size)
+
+
+class _Interned(dict[bytes, int]):
+    def __init__(self, names: Names) -> None:
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, raw: bytes) -> int:
+        index = self[raw] = self._names.add(raw)
+        return index
 
 
 @dataclass
