@@ -1,7 +1,7 @@
 """Benchmark: sme2tui's ETDump analysis against ExecuTorch's Inspector, over a scaling curve of real traces.
 
     python benchmarks/etdump_read.py [--sizes 10000,100000,231000,1000000,3000000] [--repeat 3]
-                                     [--workdir DIR] [--etdump PATH ...] [--inspector-max-events 1000000]
+                                     [--workdir DIR] [--etdump PATH ...] [--inspector-max-events 1500000]
                                      [--inspector-repeat 1] [--out benchmarks/results]
 
 1. Makes the traces (unless --etdump is given): exports a small model once (a chain of Linear/ReLU/Add
@@ -16,7 +16,7 @@
    - `legacy`: the object-per-event reader + analysis sme2tui used before (tests/etdump_legacy), for
      before/after numbers;
    - `inspector`: `executorch.devtools.Inspector(etdump_path=...)` construction (no ETRecord: its cheapest
-     form, so the ratios are conservative). Only up to --inspector-max-events (default 1M: at 3M events it
+     form, so the ratios are conservative). Only up to --inspector-max-events (default 1.5M: at 3M events it
      needs minutes and several GB) and only in the first --inspector-repeat repeats.
    Per run: the call's wall time (imports excluded), the process's wall time (interpreter start + imports
    + call), and the process's peak RSS (getrusage ru_maxrss: the kernel's high-water mark).
@@ -294,43 +294,57 @@ SERIES = (("analyze", "#0072B2", "sme2tui analyze"), ("legacy", "#E69F00", "sme2
           ("inspector", "#D55E00", "ExecuTorch Inspector"))
 
 
+def _ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks per decade between low and high."""
+    ticks = []
+    for exponent in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
+        ticks += [m * 10.0**exponent for m in (1, 2, 5) if low <= m * 10.0**exponent <= high]
+    return ticks
+
+
 def svg(rows: list[dict[str, Any]]) -> str:
     """Two log-log panels (time, peak RSS) against events, hand-written so no plotting library is needed."""
-    width, height, pad = 420, 300, 56
+    width, height, left, top, bottom = 430, 330, 50, 34, 40
     xs = [r["events"] for r in rows]
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="880" height="330" font-family="sans-serif" '
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="900" height="370" font-family="sans-serif" '
              'font-size="11"><title>ETDump analysis: time and peak memory against events</title>']
-    for panel, (field, label) in enumerate((("seconds", "call time (s)"), ("peak_mb", "peak RSS (MB)"))):
-        ox = panel * (width + 20)
-        values = [r[k][field] for r in rows for k, _, _ in SERIES if k in r]
-        lo_y, hi_y = math.log10(min(values)), math.log10(max(values))
-        lo_x, hi_x = math.log10(min(xs)), math.log10(max(xs))
+    panels = (("seconds", "call time (s), median", None), ("peak_mb", "peak RSS (MB), median", PEAK_TARGET_MB))
+    for panel, (field, label, target) in enumerate(panels):
+        ox = panel * (width + 30)
+        values = [r[k][field] for r in rows for k, _, _ in SERIES if k in r] + ([target] if target else [])
+        lo_y, hi_y = math.log10(min(values) / 1.2), math.log10(max(values) * 1.2)
+        lo_x, hi_x = math.log10(min(xs) / 1.3), math.log10(max(xs) * 1.3)
+        plot_w, plot_h = width - left - 10, height - top - bottom
 
-        def px(x: float, ox: int = ox, lo_x: float = lo_x, hi_x: float = hi_x) -> float:
-            return ox + pad + (math.log10(x) - lo_x) / max(hi_x - lo_x, 1e-9) * (width - pad - 10)
+        def px(x: float, ox: int = ox, lo_x: float = lo_x, hi_x: float = hi_x, plot_w: int = plot_w) -> float:
+            return ox + left + (math.log10(x) - lo_x) / (hi_x - lo_x) * plot_w
 
-        def py(y: float, lo_y: float = lo_y, hi_y: float = hi_y) -> float:
-            return height - pad + 20 - (math.log10(y) - lo_y) / max(hi_y - lo_y, 1e-9) * (height - pad - 10)
+        def py(y: float, lo_y: float = lo_y, hi_y: float = hi_y, plot_h: int = plot_h) -> float:
+            return top + plot_h - (math.log10(y) - lo_y) / (hi_y - lo_y) * plot_h
 
-        parts.append(f'<text x="{ox + width / 2:.0f}" y="14" text-anchor="middle" font-weight="bold">{label} '
-                     'vs profile events (log-log)</text>')
-        parts.append(f'<rect x="{ox + pad}" y="10" width="{width - pad - 10}" height="{height - pad - 10}" '
-                     'fill="none" stroke="#ccc"/>')
+        parts.append(f'<text x="{ox + left + plot_w / 2:.0f}" y="18" text-anchor="middle" font-weight="bold">'
+                     f'{label} vs profile events (log-log)</text>')
+        parts.append(f'<rect x="{ox + left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>')
         for x in xs:
-            parts.append(f'<text x="{px(x):.1f}" y="{height - 18}" text-anchor="middle">{x:,}</text>')
-        for exponent in range(math.floor(lo_y), math.ceil(hi_y) + 1):
-            y = 10.0**exponent
-            if 10**lo_y * 0.999 <= y <= 10**hi_y * 1.001:
-                parts.append(f'<text x="{ox + pad - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
-        for kind, colour, name in SERIES:
+            parts.append(f'<text x="{px(x):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{x / 1000:,.0f}k</text>')
+        for y in _ticks(10**lo_y, 10**hi_y):
+            parts.append(f'<line x1="{ox + left}" x2="{ox + left + plot_w}" y1="{py(y):.1f}" y2="{py(y):.1f}" '
+                         'stroke="#eee"/>')
+            parts.append(f'<text x="{ox + left - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+        if target:
+            parts.append(f'<line x1="{ox + left}" x2="{ox + left + plot_w}" y1="{py(target):.1f}" '
+                         f'y2="{py(target):.1f}" stroke="#555" stroke-dasharray="4 3"/>')
+            parts.append(f'<text x="{ox + left + 4}" y="{py(target) - 4:.1f}">target at 3M events: '
+                         f'{target:.0f} MB</text>')
+        for kind, colour, _ in SERIES:
             points = [(px(r["events"]), py(r[kind][field])) for r in rows if kind in r]
             if points:
                 path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
                 parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
                 parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
     for index, (_, colour, name) in enumerate(SERIES):
-        parts.append(f'<rect x="{70 + index * 230}" y="312" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{86 + index * 230}" y="322">{name}</text>')
+        parts.append(f'<rect x="{70 + index * 260}" y="348" width="12" height="12" fill="{colour}"/>'
+                     f'<text x="{86 + index * 260}" y="358">{name}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -341,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--etdump", type=Path, nargs="+", help="measure these ETDumps instead of making traces")
     parser.add_argument("--workdir", type=Path, help="keep (and reuse) the made traces here")
     parser.add_argument("--repeat", type=int, default=3, help="fresh-process runs per contender and trace")
-    parser.add_argument("--inspector-max-events", type=int, default=1_000_000, help="skip Inspector above this")
+    parser.add_argument("--inspector-max-events", type=int, default=1_500_000, help="skip Inspector above this")
     parser.add_argument("--inspector-repeat", type=int, default=1, help="Inspector runs in the first N repeats only")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where results go")
+    parser.add_argument("--replot", action="store_true", help="redraw table and plot from --out's JSON only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -355,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
+    if args.replot:
+        rows = json.loads((args.out / "etdump_read.json").read_text())
+        return _write(rows, args)
     if args.etdump:
         paths = [p.resolve() for p in args.etdump]
     else:
@@ -363,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = _make_traces(workdir, [int(s) for s in args.sizes.split(",")])
     rows = measure(paths, max(1, args.repeat), args.inspector_max_events, max(0, args.inspector_repeat))
     rows.sort(key=lambda r: r["events"])
+    return _write(rows, args)
+
+
+def _write(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
     checks = check(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     report = markdown(rows, checks, args)

@@ -86,7 +86,7 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
                 f"limit for ETDumps ({MAX_MB_VARIABLE}, a bound against runaway or hostile files)",
                 where=where,
                 fix=f"if it is a genuine ETDump, raise the limit: {MAX_MB_VARIABLE}={_suggest_mb(header.end)} "
-                "sme2tui analyze … (memory use is about half the file size)",
+                "sme2tui analyze … (memory use is at most about the file size)",
             )
         mapped = mmap.mmap(fd, header.end, access=mmap.ACCESS_READ)
     except OSError as exc:
