@@ -210,7 +210,8 @@ def test_out_of_span_synthetic_times_still_give_a_valid_trace(monkeypatch: pytes
     fake = EtdumpTrace.from_objects(tmp_path / "x.etdp", [iteration(0, 10_000), iteration(1, 20_000)])
     assert [it.events for it in fake.iterations] == [iteration(0, 10_000).events, iteration(1, 20_000).events]
     monkeypatch.setattr(trace_module, "read_etdump", lambda _path: fake)
-    data = write_chrome_trace([("synthetic", tmp_path / "x.etdp", 1)], tmp_path / "t.json")
+    write_chrome_trace([("synthetic", tmp_path / "x.etdp", 1)], tmp_path / "t.json")
+    data = json.loads((tmp_path / "t.json").read_text())
     events = x_events(data)
     for tid in (WARMUP_TID, MEASURED_TID):
         nest([e for e in events if e["tid"] == tid])

@@ -18,14 +18,14 @@ Output is deterministic (no timestamps, no absolute paths), so the same ETDumps 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sme2tui.analysis.categorize import Categorizer
 from sme2tui.etdump import EtdumpTrace, Iteration, ProfileEvent, read_etdump
-from sme2tui.fileio import write_text_atomic
+from sme2tui.fileio import write_chunks_atomic
 
 MEASURED_TID: Final = 1
 WARMUP_TID: Final = 2
@@ -54,37 +54,58 @@ class _Track:
 
 
 def write_chrome_trace(cells: Sequence[tuple[str, Path, int]], out_path: Path,
-                       categorizer: Categorizer | None = None) -> dict[str, Any]:
-    """Write the trace of every (cell_id, etdump path, warmup count) to `out_path`; returns the trace dict."""
-    trace = build_chrome_trace(cells, categorizer)
-    write_text_atomic(out_path, json.dumps(trace, separators=(",", ":"), ensure_ascii=False) + "\n")
-    return trace
+                       categorizer: Categorizer | None = None) -> None:
+    """Write the trace of every (cell_id, etdump path, warmup count) to `out_path`.
+
+    Streamed: each iteration's events are encoded and written as they are made, so memory stays bounded
+    whatever the size of the traces (a 231k-event cell makes a 60 MB file). The bytes are exactly
+    `json.dumps(build_chrome_trace(...), separators=(",", ":"), ensure_ascii=False) + "\n"`.
+    """
+    write_chunks_atomic(out_path, _encoded(cells, categorizer or Categorizer.load()))
 
 
 def build_chrome_trace(cells: Sequence[tuple[str, Path, int]],
                        categorizer: Categorizer | None = None) -> dict[str, Any]:
-    """The Chrome-trace dict (`traceEvents`, `displayTimeUnit`, `metadata`) for the given cells."""
-    categorizer = categorizer or Categorizer.load()
-    events: list[dict[str, Any]] = []
+    """The Chrome-trace dict (`traceEvents`, `displayTimeUnit`, `metadata`) for the given cells, in memory."""
     described: list[dict[str, Any]] = []
+    events = list(_trace_events(cells, categorizer or Categorizer.load(), described))
+    return {"traceEvents": events, "displayTimeUnit": "ms", "metadata": _metadata(described)}
+
+
+def _encoded(cells: Sequence[tuple[str, Path, int]], categorizer: Categorizer) -> Iterator[str]:
+    described: list[dict[str, Any]] = []
+    yield '{"traceEvents":['
+    separator = ""
+    for event in _trace_events(cells, categorizer, described):
+        yield separator + _dumps(event)
+        separator = ","
+    yield '],"displayTimeUnit":"ms","metadata":' + _dumps(_metadata(described)) + "}\n"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _trace_events(cells: Sequence[tuple[str, Path, int]], categorizer: Categorizer,
+                  described: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every trace event, cell after cell and iteration after iteration; fills `described` as it goes."""
     for pid, (cell_id, path, warmup) in enumerate(cells, start=1):
         etdump = read_etdump(path)
-        events += _process_metadata(pid, cell_id)
-        events += _cell_events(etdump, pid, warmup, categorizer)
-        measured = max(len(etdump.iterations) - warmup, 0)
-        described.append({"cell_id": cell_id, "pid": pid, "etdump": path.name, "warmup": min(warmup, len(
-            etdump.iterations)), "measured": measured})
+        yield from _process_metadata(pid, cell_id)
+        yield from _cell_events(etdump, pid, warmup, categorizer)
+        iterations = etdump.iteration_count
+        described.append({"cell_id": cell_id, "pid": pid, "etdump": path.name, "warmup": min(warmup, iterations),
+                          "measured": max(iterations - warmup, 0)})
+
+
+def _metadata(described: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "metadata": {
-            "tool": "sme2tui",
-            "cells": described,
-            "time_unit": "ts and dur in microseconds; each process starts at its first iteration",
-            "tracks": {str(MEASURED_TID): "measured iterations", str(WARMUP_TID): "warmup iterations"},
-            "synthetic_times": ("delegate-internal (XNNPACK) events are laid end to end inside their DELEGATE_CALL: "
-                                "their durations are measured (whole microseconds), their positions are not"),
-        },
+        "tool": "sme2tui",
+        "cells": described,
+        "time_unit": "ts and dur in microseconds; each process starts at its first iteration",
+        "tracks": {str(MEASURED_TID): "measured iterations", str(WARMUP_TID): "warmup iterations"},
+        "synthetic_times": ("delegate-internal (XNNPACK) events are laid end to end inside their DELEGATE_CALL: "
+                            "their durations are measured (whole microseconds), their positions are not"),
     }
 
 
@@ -104,12 +125,11 @@ def _process_metadata(pid: int, cell_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _cell_events(etdump: EtdumpTrace, pid: int, warmup: int, categorizer: Categorizer) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+def _cell_events(etdump: EtdumpTrace, pid: int, warmup: int, categorizer: Categorizer) -> Iterator[dict[str, Any]]:
     ticks_per_us = etdump.ticks_per_ns * NS_PER_US
     origin: int | None = None
     previous_end = 0
-    for iteration in etdump.iterations:
+    for iteration in etdump.iterations:  # built one at a time from the trace's columns
         total = iteration.events[-1]
         if origin is None:
             origin = total.start
@@ -119,8 +139,7 @@ def _cell_events(etdump: EtdumpTrace, pid: int, warmup: int, categorizer: Catego
         previous_end = start + iteration.total
         is_warmup = iteration.index < warmup
         tid = WARMUP_TID if is_warmup else MEASURED_TID
-        events += _iteration_events(iteration, start, _Track(pid, tid, is_warmup, ticks_per_us), categorizer)
-    return events
+        yield from _iteration_events(iteration, start, _Track(pid, tid, is_warmup, ticks_per_us), categorizer)
 
 
 def _iteration_events(iteration: Iteration, start: int, track: _Track,
