@@ -363,10 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         kind, *rest = args.child
-        if kind == "make":
-            result = child_make(rest[0], [int(s) for s in rest[1].split(",")])
-        else:
-            result = child(kind, rest[0])
+        made = kind == "make"
+        result = child_make(rest[0], [int(s) for s in rest[1].split(",")]) if made else child(kind, rest[0])
         print(json.dumps(result))
         return 0
 
