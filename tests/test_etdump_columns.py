@@ -18,7 +18,7 @@ import pytest
 from sme2tui.analysis import aggregate
 from sme2tui.analysis.categorize import Categorizer
 from sme2tui.analysis.cell import analyze_traces
-from sme2tui.etdump import EtdumpError, EtdumpTrace, decode, parse_etdump, read_etdump
+from sme2tui.etdump import EtdumpError, EtdumpTrace, names, parse_etdump, read_etdump
 from tests.data.etdump.build_etdump import Allocation, Debug, Profile, RunData, build
 from tests.etdump_legacy import analysis as legacy_analysis
 from tests.etdump_legacy import reader as legacy_reader
@@ -124,7 +124,7 @@ def test_random_files_read_and_analyze_the_same(dense: bool, monkeypatch: pytest
 def test_name_hash_collisions_never_merge_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a degenerate hash (every string keyed by its last word) names collide all the time; the
     word-by-word check must send them to the exact lookup, so nothing changes."""
-    monkeypatch.setattr(decode, "_HASH_MULTIPLIER", np.uint64(0))
+    monkeypatch.setattr(names, "_HASH_MULTIPLIER", np.uint64(0))
     rng = random.Random(5)
     for _ in range(40):
         data = build(random_runs(rng))
