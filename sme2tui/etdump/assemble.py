@@ -31,43 +31,47 @@ TABLE_FIELDS: Final = ("name", "dd_str", "chain_index", "instruction_id", "dd_in
 def assemble(columns: Columns) -> tuple[EventTable, EventTable, NDArray[np.int64]]:
     """(iteration events grouped by iteration, load events, iteration bounds into the first table).
 
-    Consumes `columns` (its arrays are moved into the tables). Temporaries are int32/bool and freed as
-    soon as possible: this runs over every event of the file at once.
+    Consumes `columns` (its arrays are moved into the tables). Runs over every event of the file, so the
+    work is done CHUNK_EVENTS at a time: besides the tables, only a one-byte mask per event is allocated.
     """
-    kind = columns.kind
-    is_total = kind == TOTAL
-    totals_at = np.flatnonzero(is_total).astype(np.int32)
-    before = np.cumsum(is_total, dtype=np.int32)
-    before -= is_total  # totals logged before each event = the iteration it would belong to
-    del is_total
+    kind, run = columns.kind, columns.run
+    count = kind.size
+    totals_at = np.flatnonzero(kind == TOTAL)
+    # An event belongs to an iteration if a total follows it in its own run, i.e. it is not after its
+    # run's last total (and it is not a load step).
+    last_total = np.full(int(run[-1]) + 1 if count else 0, -1, dtype=np.int64)
     if totals_at.size:
-        next_total = totals_at[np.minimum(before, totals_at.size - 1)]
-        in_iteration = columns.run[next_total] == columns.run
-        del next_total
-        in_iteration &= before < totals_at.size
-        in_iteration &= kind != LOAD
-    else:
-        in_iteration = np.zeros(kind.size, dtype=bool)
-    columns.run = columns.run[:0]
+        total_runs = run[totals_at]
+        last_of_run = np.append(total_runs[1:] != total_runs[:-1], True)
+        last_total[total_runs[last_of_run]] = totals_at[last_of_run]
+    in_iteration = np.empty(count, dtype=bool)
+    for first in range(0, count, CHUNK_EVENTS):
+        stop = min(first + CHUNK_EVENTS, count)
+        np.less_equal(np.arange(first, stop), last_total[run[first:stop]], out=in_iteration[first:stop])
+        in_iteration[first:stop] &= kind[first:stop] != LOAD
+    columns.run = run = run[:0]
     members = _rows(in_iteration)
     loads = np.flatnonzero(~in_iteration)
     del in_iteration
-    iteration = before[members]
-    del before
-    counts = np.bincount(iteration, minlength=totals_at.size)
-    bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    parent = np.empty(iteration.size, dtype=np.int32)
-    leaf = np.empty(iteration.size, dtype=bool)
+    # Iteration i ends at its total: it holds the members up to and including totals_at[i].
+    if isinstance(members, slice):
+        bounds = np.concatenate(([0], totals_at + 1 - members.start)).astype(np.int64)
+    else:
+        bounds = np.concatenate(([0], np.searchsorted(members, totals_at, side="right"))).astype(np.int64)
+    iterations = totals_at.size
+    size = int(bounds[-1])
+    parent = np.empty(size, dtype=np.int32)
+    leaf = np.empty(size, dtype=bool)
     # Nesting never crosses an iteration, so it is worked out a bounded run of iterations at a time.
     first = 0
-    while first < counts.size:
+    while first < iterations:
         stop = min(max(int(np.searchsorted(bounds, bounds[first] + CHUNK_EVENTS, side="right")) - 1, first + 1),
-                   counts.size)
+                   iterations)
         lo, hi = int(bounds[first]), int(bounds[stop])
         rows = _sub(members, lo, hi)
-        parent[lo:hi], leaf[lo:hi] = _nesting(kind[rows], columns.instruction_id[rows], iteration[lo:hi], bounds)
+        iteration = np.repeat(np.arange(first, stop, dtype=np.int32), np.diff(bounds[first : stop + 1]))
+        parent[lo:hi], leaf[lo:hi] = _nesting(kind[rows], columns.instruction_id[rows], iteration, bounds)
         first = stop
-    del iteration
     events, load = _split(columns, members, parent, leaf, loads)
     return events, load, bounds
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from sme2tui.errors import ConfigError
+from sme2tui.etdump.allocator import tune_allocator
 from sme2tui.etdump.assemble import assemble
 from sme2tui.etdump.bytesview import FlatbufferFormatError
 from sme2tui.etdump.decode import Decoded, Release, decode
@@ -110,6 +111,7 @@ def parse_etdump(data: bytes, path: Path | str) -> EtdumpTrace:
 
 
 def _parse(buffer: bytes | mmap.mmap, header: Header, path: Path, where: str, release: Release | None) -> EtdumpTrace:
+    tune_allocator()
     try:
         decoded: Decoded = decode(buffer, header, release)
         events, load, bounds = assemble(decoded.columns)
