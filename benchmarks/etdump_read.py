@@ -70,6 +70,11 @@ def _peak_rss_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / (1024 * 1024)  # KiB on Linux, bytes on macOS
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(kind: str, etdump: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     events: int | None = None
@@ -78,14 +83,14 @@ def child(kind: str, etdump: str) -> dict[str, Any]:
         from sme2tui.analysis.files import analyze_etdump_file
 
         imported = _rss_now_mb()
-        begin = time.perf_counter()
+        cpu, begin = _cpu(), time.perf_counter()
         result = analyze_etdump_file(Path(etdump), warmup=0, categorizer=Categorizer.load())
         median = result.latency.median
     elif kind == "read":
         from sme2tui.etdump import iteration_total_ns, read_etdump
 
         imported = _rss_now_mb()
-        begin = time.perf_counter()
+        cpu, begin = _cpu(), time.perf_counter()
         trace = read_etdump(etdump)
         events = trace.event_count
         median = statistics.median(iteration_total_ns(trace)) / 1e6
@@ -95,7 +100,7 @@ def child(kind: str, etdump: str) -> dict[str, Any]:
         from tests.etdump_legacy.reader import read_etdump as legacy_read
 
         imported = _rss_now_mb()
-        begin = time.perf_counter()
+        cpu, begin = _cpu(), time.perf_counter()
         legacy = legacy_read(etdump)
         totals = analyze_traces([(legacy, 0)], Categorizer.load())[0]
         events = legacy.event_count
@@ -104,20 +109,20 @@ def child(kind: str, etdump: str) -> dict[str, Any]:
         from executorch.devtools import Inspector
 
         imported = _rss_now_mb()
-        begin = time.perf_counter()
+        cpu, begin = _cpu(), time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Output Buffer not found": there is no debug buffer
             inspector = Inspector(etdump_path=etdump)
-        seconds = time.perf_counter() - begin
+        seconds, cpu = time.perf_counter() - begin, _cpu() - cpu
         raw = [(event.name, list(event.perf_data.raw)) for block in inspector.event_blocks for event in block.events
                if event.perf_data is not None]
         events = sum(len(values) for _, values in raw)
         median = statistics.median(v for name, values in raw if name == "Method::execute" for v in values)
-        return {"seconds": seconds, "peak_mb": _peak_rss_mb(), "imports_mb": imported, "events": events,
-                "median_ms": median}
-    seconds = time.perf_counter() - begin
-    return {"seconds": seconds, "peak_mb": _peak_rss_mb(), "imports_mb": imported, "events": events,
-            "median_ms": median}
+        return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_rss_mb(), "imports_mb": imported,
+                "events": events, "median_ms": median}
+    seconds, cpu = time.perf_counter() - begin, _cpu() - cpu
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": _peak_rss_mb(), "imports_mb": imported,
+            "events": events, "median_ms": median}
 
 
 def child_make(workdir: str, sizes: list[int]) -> dict[str, Any]:
@@ -216,6 +221,7 @@ def measure(paths: list[Path], repeat: int, inspector_max: int, inspector_repeat
                 row[kind] = {
                     "runs": len(samples),
                     "seconds": statistics.median(s["seconds"] for s in samples),
+                    "cpu_seconds": statistics.median(s["cpu_seconds"] for s in samples),
                     "process_seconds": statistics.median(s["process_seconds"] for s in samples),
                     "peak_mb": statistics.median(s["peak_mb"] for s in samples),
                     "imports_mb": samples[0]["imports_mb"],
@@ -265,12 +271,15 @@ def markdown(rows: list[dict[str, Any]], checks: list[tuple[str, bool]], args: a
         f"Python {platform.python_version()}; {args.repeat} repeats per contender in fresh processes, order rotated "
         f"each repeat; Inspector only up to {args.inspector_max_events:,} events and in the first "
         f"{args.inspector_repeat} repeat(s). Times are medians of the call alone (imports excluded); "
-        "`process` is the whole child process (interpreter start + imports + call). Peak RSS is the child's "
-        "`ru_maxrss`. The machine is shared, so times carry noise of a few tens of percent.",
+        "`analyze CPU` is the call's user+sys CPU time (less sensitive to other load); `ns/event` is the "
+        "analyze call time per profile event; `process` is the whole child process (interpreter start + imports + "
+        "call). Peak RSS is the child's `ru_maxrss`. The machine is shared, so times carry noise of a few tens of "
+        "percent.",
         "",
-        "| events | MB on disk | analyze s | process s | peak MB | read s | read peak MB | legacy s | legacy peak MB "
-        "| Inspector s | Inspector peak MB | Inspector / analyze time | analyze / Inspector peak |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| events | MB on disk | analyze s | analyze CPU s | ns/event | process s | peak MB | read s | read peak MB "
+        "| legacy s | legacy peak MB | Inspector s | Inspector peak MB | Inspector / analyze time "
+        "| analyze / Inspector peak |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratio_t = ratio_m = "—"
@@ -279,6 +288,7 @@ def markdown(rows: list[dict[str, Any]], checks: list[tuple[str, bool]], args: a
             ratio_m = f"{row['analyze']['peak_mb'] / row['inspector']['peak_mb']:.3f}×"
         lines.append(
             f"| {row['events']:,} | {row['bytes'] / 1e6:.1f} | {_cell(row, 'analyze', 'seconds', '.3f')} | "
+            f"{_cell(row, 'analyze', 'cpu_seconds', '.3f')} | {row['analyze']['seconds'] / row['events'] * 1e9:.0f} | "
             f"{_cell(row, 'analyze', 'process_seconds', '.2f')} | {_cell(row, 'analyze', 'peak_mb', '.0f')} | "
             f"{_cell(row, 'read', 'seconds', '.3f')} | {_cell(row, 'read', 'peak_mb', '.0f')} | "
             f"{_cell(row, 'legacy', 'seconds', '.2f')} | {_cell(row, 'legacy', 'peak_mb', '.0f')} | "
