@@ -90,6 +90,9 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
                 "sme2tui analyze … (memory use is at most about the file size)",
             )
         mapped = mmap.mmap(fd, header.end, access=mmap.ACCESS_READ)
+        if hasattr(mmap, "MADV_WILLNEED"):
+            # Start reading a file that is not in the page cache yet while the first chunks decode.
+            mapped.madvise(mmap.MADV_WILLNEED)
     except OSError as exc:
         raise _unreadable(path, where, exc) from None
     finally:
