@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sme2tui.etdump import EtdumpTrace
 
 NS_PER_MS: Final = 1e6
-# Leaf events handled per step (whole iterations; one iteration bigger than this is a step of its own).
+# Events handled per step (whole iterations; one iteration bigger than this is a step of its own).
 CHUNK_EVENTS: Final = 1 << 15
 _UNKNOWN: Final = -1
 # Operator times go into an operators x iterations table when it would be at least 1/DENSE_FILL full.
