@@ -3,7 +3,7 @@ operators), and on request the published SME2 SqueezeSAM figures beside them (la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -30,7 +30,17 @@ def auto_command(run: LoadedRun) -> str:
     return f"sme2tui --auto --config {run.path / 'config.json'}"
 
 
-def headline_text(run: LoadedRun, pair_index: int) -> Text:
+def reference_line(reference: dict[str, Any]) -> Text:
+    """The published figures in one line, so `f` shows them at any terminal size (the tables may be below
+    the fold at 80x24). Always labelled as published, never mixed with what was measured here."""
+    figures = ", ".join(f"{r['dtype']} {r['sme2_off']}→{r['sme2_on']} {reference.get('unit', 'ms')} "
+                        f"({float(r['speedup']):.2f}×)" for r in reference.get("latency", []))
+    text = Text("published, not measured here: ", style="bold yellow")
+    text.append(f"{reference.get('model', '?')} SME2 off→on, {reference.get('threads', '?')} thread: {figures}")
+    return text
+
+
+def headline_text(run: LoadedRun, pair_index: int, show_reference: bool = False) -> Text:
     summary = run.summary or {}
     text = Text()
     comparison = summary.get("comparison") or run.manifest.get("comparison") or {}
@@ -55,7 +65,10 @@ def headline_text(run: LoadedRun, pair_index: int) -> Text:
         text.append(f"\n{comparison.get('label', '')}", style=f"bold {style}")
         if not comparison.get("is_sme2"):
             text.append(" — not an SME2 on/off measurement", style=style)
-    text.append(f"\nheadless: {auto_command(run)}", style="dim")
+    reference = summary.get("reference")
+    if show_reference and reference:
+        text.append("\n")
+        text.append(reference_line(reference))
     return text
 
 
@@ -63,8 +76,8 @@ class AnalyzeScreen(StepScreen):
     STEP = "analyze"
     EMPTY_CHECKS = "no analysis checkpoints"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "toggle_reference", "Published figures", id="analyze.reference"),
-        Binding("t", "next_tab", "Next chart", id="analyze.tab"),
+        Binding("f", "toggle_reference", "Published", id="analyze.reference"),
+        Binding("t", "next_tab", "Chart", id="analyze.tab"),
         Binding("v", "next_pair", "Next pair", id="analyze.pair"),
         *StepScreen.COMMON_BINDINGS,
     ]
@@ -78,6 +91,8 @@ class AnalyzeScreen(StepScreen):
     def compose_main(self) -> ComposeResult:
         yield Static(Text("no analyzed run yet: finish the Run step, or open one from History (h)",
                           style="dim"), id="headline")
+        # Hidden on short terminals (the charts need the rows); the log has it too.
+        yield Static("", id="headless")
         with TabbedContent(id="tabs"):
             with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
                 yield Chart(id="plot-latency")
@@ -107,10 +122,8 @@ class AnalyzeScreen(StepScreen):
             if self.run is None or self.run.summary is None:
                 return None
             if action == "next_pair":
-                return True if len(self.run.summary.get("pairs", [])) > 1 else None
+                return len(self.run.summary.get("pairs", [])) > 1  # hidden with one pair: room in the footer
             return True
-        if action == "next":
-            return False  # the last step
         return super().check_action(action, parameters)
 
     def show_run(self) -> None:
@@ -128,6 +141,7 @@ class AnalyzeScreen(StepScreen):
             self.log_pane.add_lines([f"opened {run_dir.name}: status {self.run.manifest.get('status')}"])
             if self.run.report_exists:
                 self.log_pane.add_lines([f"report: {run_dir / 'analysis' / 'report.md'}"])
+            self.log_pane.add_lines([f"headless: {auto_command(self.run)}"])
             self.refresh_checks()
         self.render_run()
 
@@ -135,7 +149,8 @@ class AnalyzeScreen(StepScreen):
         run = self.run
         if run is None:
             return
-        self.query_one("#headline", Static).update(headline_text(run, self.pair_index))
+        self.query_one("#headline", Static).update(headline_text(run, self.pair_index, self.show_reference))
+        self.query_one("#headless", Static).update(Text(f"headless: {auto_command(run)}", style="dim"))
         summary = run.summary
         if summary is None:
             return
@@ -143,8 +158,8 @@ class AnalyzeScreen(StepScreen):
         pair = pairs[self.pair_index % len(pairs)] if pairs else None
         cells = charts.pair_cells(summary, pair)
         reference = summary.get("reference") if self.show_reference else None
-        self._table("#table-latency", ("variant", "p10", "median", "p90", "CV", "n"),
-                    charts.latency_rows(cells))
+        self._table("#table-latency", charts.LATENCY_HEADERS, charts.latency_rows(cells))
+        self.query_one("#table-latency", DataTable).border_title = "latency, ms"
         peers = charts.peer_rows(cells)
         self._table("#table-peers", ("variant", "load ms", "first ms", "p95", "p99", "peak RSS"), peers)
         self.query_one("#table-peers", DataTable).border_title = "load, first inference, tail, memory"
@@ -186,6 +201,8 @@ class AnalyzeScreen(StepScreen):
     def action_toggle_reference(self) -> None:
         self.show_reference = not self.show_reference
         self.render_run()
+        self.notify("published SqueezeSAM figures shown beside yours (labelled; not measured here) — f hides them"
+                    if self.show_reference else "published figures hidden", timeout=4)
 
     def action_next_tab(self) -> None:
         tabs = self.query_one(TabbedContent)

@@ -44,9 +44,12 @@ class Sme2App(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(str(i), f"goto('{key}')", title, id=f"nav.{key}", show=False)
           for i, (key, title) in enumerate(STEPS, start=1)),
-        Binding("h", "goto('history')", "History", id="nav.history"),
+        # The trail at the top says "h History": the footer keeps its room for the step's own keys.
+        Binding("h", "goto('history')", "History", id="nav.history", show=False),
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
+        # Replaces Textual's own ctrl+q (same action, but its tooltip made the help panel read "Quit Quit …").
+        Binding("ctrl+q", "quit", "Quit", id="app.quit-ctrl", show=False, priority=True),
     ]
 
     def __init__(self, state: WizardState, services: CoreServices | None = None, *,
@@ -122,8 +125,15 @@ class Sme2App(App[int]):
             return bool(self._jobs)
 
     async def action_quit(self) -> None:
+        """Always asks: a stray q (typing meant for a field) must not end the session."""
         if not self.busy:
-            self.exit(int(ExitCode.OK))
+            def quit_now(yes: bool | None) -> None:
+                if yes:
+                    self.exit(int(ExitCode.OK))
+
+            self.push_screen(ConfirmScreen(f"Quit sme2tui?\nRun folders stay in {self.state.output_root}/ (h lists "
+                                           "them); the wizard's choices are kept only if saved (s on the Model "
+                                           "step)."), quit_now)
             return
 
         def answered(yes: bool | None) -> None:
@@ -157,7 +167,7 @@ class Sme2App(App[int]):
         for binding in screen.active_bindings.values():
             b = binding.binding
             if binding.enabled and b.show and b.description and b.action.isidentifier():
-                yield SystemCommand(b.description, f"on this screen ({b.key_display or b.key})",
+                yield SystemCommand(b.description, f"on this screen ({self.get_key_display(b)})",
                                     lambda action=b.action: self.run_action(action, screen))
 
 

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.markdown import Markdown as RichMarkdown
+from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Input, Static
 
+from screens.confirm import ask
 from screens.guide import GUIDE, WHY
 from screens.widgets.checklist import CheckList, CheckRow, warning_text
+from screens.widgets.footer import StepFooter
 from screens.widgets.stepbar import STEPS, StepBar
 from screens.widgets.steplog import StepLog
 from sme2tui.errors import Interrupted, Sme2Error
@@ -75,7 +78,8 @@ def format_event(event: Event) -> str | None:
     if isinstance(event, CellStatus) and event.state in ("done", "failed", "skipped"):
         return f"cell {event.cell_id}: {event.state}" + (f" ({event.detail})" if event.detail else "")
     if isinstance(event, Progress) and event.label:
-        return f"[{event.done}/{event.total}] {event.label}"
+        # "[1/2] exporting b" read as "item 1 of 2" while it meant "1 done": say which it is.
+        return event.label if event.done >= event.total else f"{event.label} ({event.done} of {event.total} done)"
     return None
 
 
@@ -85,6 +89,9 @@ class StepScreen(Screen[None]):
     STEP: ClassVar[str] = ""
     TITLE: ClassVar[str] = ""
     EMPTY_CHECKS: ClassVar[str] = "no checkpoints yet"
+    # What opens Next when the step's work has not run yet, and how to try again after a fix.
+    TODO: ClassVar[str] = ""
+    RETRY: ClassVar[str] = ""
 
     # Each step lists its own keys first and then these, so at 80 columns the footer starts with what
     # the step is about (Run, Cancel, Export…) rather than with the keys every step shares.
@@ -93,12 +100,15 @@ class StepScreen(Screen[None]):
         Binding("a", "accept_warnings", "Accept", id="step.accept"),
         Binding("p", "previous", "Back", id="step.previous"),
         Binding("g", "toggle_guide", "Guide", id="step.guide"),
+        Binding("escape", "leave_field", "Leave field", id="step.leave-field"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         # 80 columns: the guide replaces the step content on demand; from 120: beside it.
         self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+        # Below 30 rows a step may drop what only repeats (see app.tcss: the Analyze charts need the rows).
+        self.VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
         self.checks: dict[tuple[str, str], CheckRow] = {}
         self.finished = False  # the step's work completed (checkpoints are final)
         self.busy = False
@@ -131,8 +141,10 @@ class StepScreen(Screen[None]):
             with Vertical(id="guide"):
                 # Rich's Markdown renders synchronously (Textual's Markdown widget mounts blocks later).
                 yield Static(RichMarkdown(GUIDE[self.STEP]), id="guide-text")
+        # Says, at all times, whether Next is open and what opens it (a refused Next was silent before).
+        yield Static("", id="gate")
         yield StepLog(id="log")
-        yield Footer(compact=True)
+        yield StepFooter(compact=True)
 
     def compose_main(self) -> ComposeResult:
         yield from ()
@@ -160,6 +172,7 @@ class StepScreen(Screen[None]):
         self.busy = True
         self.wizard.job_started(self.cancel)
         self.refresh_bindings()
+        self.show_gate()
         self._run_job(name, make_events, self.cancel)
 
     @work(thread=True, group="step-job")
@@ -246,26 +259,83 @@ class StepScreen(Screen[None]):
             self.state.passed.discard(self.STEP)
         self.query_one(StepBar).show(self.state.passed)
         self.refresh_bindings()
+        self.show_gate()
 
     def reset_checks(self) -> None:
         self.checks.clear()
         self.finished = False
         self.refresh_checks()
 
+    # --- the Next gate, said in words ------------------------------------------------------------------
+
+    def next_step(self) -> tuple[str, str] | None:
+        keys = [k for k, _ in STEPS]
+        index = keys.index(self.STEP)
+        return STEPS[index + 1] if index + 1 < len(STEPS) else None
+
+    def gate_text(self) -> Text:
+        """Why Next is held and what opens it, or where Next goes."""
+        following = self.next_step()
+        if following is None:
+            return Text("The last step. h: every run (open, compare, re-run, resume) · p: back", style="dim")
+        retry = f", then {self.RETRY}" if self.RETRY else ""
+        if self.busy:
+            return Text("Working… Next opens when this step finishes.", style="dim")
+        failures = self.failures()
+        if failures:
+            text = Text("Next is held: ", style="bold red")
+            text.append(f"{_count(failures, 'check')} failed ({_names(failures)}; ✗ in the checkpoints): "
+                        f"do what its fix: line says{retry}.")
+            return text
+        pending = self.pending_warnings()
+        if pending:
+            text = Text("Next is held: ", style="bold yellow")
+            text.append(f"{_count(pending, 'warning')} not accepted ({_names(pending)}; ! in the checkpoints). ")
+            text.append("a", style="bold")
+            text.append(f": accept (recorded with the run), or fix it{retry}.")
+            return text
+        if not self.finished:
+            text = Text("Next is held: ", style="bold")
+            text.append(self.TODO or "this step has not finished yet.")
+            return text
+        text = Text("✓ Done. ", style="bold green")
+        text.append("n", style="bold")
+        text.append(f": on to {following[1]}.")
+        return text
+
+    def show_gate(self) -> None:
+        self.query_one("#gate", Static).update(self.gate_text())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None greys a key out in the footer (visible, explains itself); False hides it.
         if action == "next":
-            return True if self.gate_open() else None
+            # Always live: pressing it when the gate is closed says why (a greyed key swallowed the press).
+            return self.next_step() is not None
         if action == "accept_warnings":
-            return True if self.pending_warnings() and not self.busy else None
+            return bool(self.pending_warnings() and not self.busy)
         if action == "previous":
             return STEPS[0][0] != self.STEP
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
         return True
 
     def action_next(self) -> None:
-        keys = [k for k, _ in STEPS]
-        if self.gate_open() and self.STEP in keys[:-1]:
-            self.wizard.goto(keys[keys.index(self.STEP) + 1])
+        following = self.next_step()
+        if following is None:
+            return
+        if self.gate_open():
+            self.wizard.goto(following[0])
+            return
+        # Held: say it where the eye is (a toast), keep it on screen (the gate line, flashed), and bring
+        # the checkpoints that hold it into view.
+        self.app.bell()
+        gate = self.query_one("#gate", Static)
+        gate.add_class("-alert")
+        self.set_timer(1.5, lambda: gate.remove_class("-alert"))
+        self.notify(self.gate_text().plain, title="Next is held", severity="warning", timeout=6)
+        checks = self.query_one(CheckList)
+        if self.failures() or self.pending_warnings():
+            self.query_one("#main", VerticalScroll).scroll_to_widget(checks, animate=False, top=True)
 
     def action_previous(self) -> None:
         keys = [k for k, _ in STEPS]
@@ -285,6 +355,8 @@ class StepScreen(Screen[None]):
         self.log_pane.add_lines([f"accepted warning: {t}" for t in texts])
         self.warnings_accepted(texts)
         self.refresh_checks()
+        if self.gate_open():
+            self.app.clear_notifications()  # a "Next is held" toast would now say the opposite of the gate line
 
     def warnings_accepted(self, texts: list[str]) -> None:
         """Hook: the Run step writes them into the run folder's manifest right away."""
@@ -293,5 +365,31 @@ class StepScreen(Screen[None]):
         # Narrow: the guide replaces the step content; wide: it sits beside it (the class inverts that).
         self.query_one("#body").toggle_class("guide")
 
+    def action_leave_field(self) -> None:
+        """Escape always leaves a text field; the step's keys work again."""
+        self.leave_field()
+
+    def leave_field(self) -> None:
+        self.query_one("#main", VerticalScroll).focus()
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()  # the footer lists the step's keys differently while a field has the focus
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    def confirm(self, question: str, on_yes: Callable[[], object]) -> None:
+        """Keys that start or lose work ask first (see screens/confirm.py)."""
+        ask(self.app, question, on_yes)
+
     def notify_error(self, text: str) -> None:
         self.notify(text, severity="error", timeout=8)
+
+
+def _count(rows: list[CheckRow], what: str) -> str:
+    return f"{len(rows)} {what}{'s' if len(rows) != 1 else ''}"
+
+
+def _names(rows: list[CheckRow]) -> str:
+    names = list(dict.fromkeys(r.check.name for r in rows))
+    return ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")

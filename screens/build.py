@@ -44,8 +44,9 @@ def options_text(options: list[BuildOption]) -> Text:
 class BuildScreen(StepScreen):
     STEP = "build"
     EMPTY_CHECKS = "looking for runners…"
+    RETRY = "b: build"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("b", "build_host", "Build runner", id="build.host"),
+        Binding("b", "build_host", "Build", id="build.host"),
         Binding("s", "build_pair", "SME2 pair", id="build.pair"),
         Binding("c", "cancel", "Cancel", id="build.cancel"),
         *StepScreen.COMMON_BINDINGS,
@@ -84,21 +85,25 @@ class BuildScreen(StepScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return True if self.busy else None
+            return bool(self.busy)  # shown only while a build runs: the footer has room for 80 columns
         if action in ("build_host", "build_pair"):
             if self.busy:
                 return None
             if action == "build_pair":
-                return True if any(o.available and o.key != "host-native" for o in self.options) else None
+                # Hidden where no pair can be built here; the options above say why.
+                return any(o.available and o.key != "host-native" for o in self.options)
         return super().check_action(action, parameters)
 
     def action_build_host(self) -> None:
-        self._build("host-native")
+        host = self._option("host-native")
+        what = "Rebuild" if host is not None and host.built else "Build"
+        self.confirm(f"{what} the native host runner (sme2_runner)?\nIt takes seconds; the log shows CMake's "
+                     "output.", lambda: self._build("host-native"))
 
     def action_build_pair(self) -> None:
         option = next((o for o in self.options if o.available and o.key != "host-native"), None)
         if option is not None:
-            self._build(option.key)
+            self.confirm(f"Build the {option.title}?\n{option.detail}.", lambda: self._build(option.key))
 
     def _build(self, key: str) -> None:
         if self.busy:
@@ -111,6 +116,11 @@ class BuildScreen(StepScreen):
         self.start_job(key, lambda: services.build(key, root, cancel), cancel=cancel)
 
     def action_cancel(self) -> None:
+        if self.busy:
+            self.confirm("Cancel the build?\nIt stops now; b starts it again (finished objects are reused).",
+                         self._cancel_now)
+
+    def _cancel_now(self) -> None:
         if self.busy:
             self.cancel.set()
             self.log_pane.add_lines(["cancelling the build…"])

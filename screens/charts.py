@@ -7,6 +7,7 @@ that was measured here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 CATEGORIES = ["CONV", "GEMM", "DATA_MOVEMENT", "ELEMENTWISE", "OTHER", "OVERHEAD"]
@@ -23,12 +24,27 @@ def pair_cells(summary: dict[str, Any], pair: dict[str, Any] | None) -> list[dic
     return [cells[c] for c in (pair["baseline_cell"], pair["candidate_cell"]) if c in cells]
 
 
-def latency_rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str, str]]:
+def fmt_ms(value: float) -> str:
+    """Three significant digits, the precision a latency spread supports: 72.99 → "73.0", 0.1402 → "0.140"."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}" if value >= 0.1 else f"{value:.3g}"
+
+
+LATENCY_HEADERS = ("variant", "median", "p10–p90", "CV", "n")
+
+
+def latency_rows(cells: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+    """Per variant: median and p10–p90 in ms, CV, and n (measured iterations), narrow enough for 80 columns."""
     rows = []
     for cell in cells:
         lat = cell["latency"]
-        rows.append((cell["variant"], f"{lat['p10']:.3f}", f"{lat['median']:.3f}", f"{lat['p90']:.3f}",
-                     f"{lat['cv'] * 100:.1f}%", str(lat["n"])))
+        rows.append((cell["variant"], fmt_ms(lat["median"]), f"{fmt_ms(lat['p10'])}–{fmt_ms(lat['p90'])}",
+                     f"{lat['cv'] * 100:.0f}%" if lat["cv"] >= 0.1 else f"{lat['cv'] * 100:.1f}%", str(lat["n"])))
     return rows
 
 
@@ -79,10 +95,24 @@ def reference_latency_rows(reference: dict[str, Any]) -> list[tuple[str, str, st
             for r in reference.get("latency", [])]
 
 
+def _top_operators(cell: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    return sorted(cell.get("operators", []), key=lambda o: -float(o.get("median_ms", 0.0)))[:limit]
+
+
+def operator_names(ops: list[dict[str, Any]], shorten: bool = False) -> list[str]:
+    """Names that tell the operators apart: XNNPACK numbers its operators per delegate, so a transformer
+    has a `FC GEMM #1` in every graph; where names repeat, the program instruction (`@12`) is added."""
+    names = [short_op(str(o["name"])) if shorten else str(o["name"]) for o in ops]
+    repeated = {n for n in names if names.count(n) > 1}
+    return [f"{n} @{o.get('instruction_id', '?')}" if n in repeated else n for n, o in zip(names, ops, strict=True)]
+
+
 def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str, str, str]]:
-    ops = sorted(cell.get("operators", []), key=lambda o: -float(o.get("median_ms", 0.0)))[:limit]
-    return [(str(o["name"]), str(o["category"]), f"{o['median_ms']:.4f}", f"{o['share'] * 100:.1f}%")
-            for o in ops]
+    """The slowest operators with short names (kernel kind and number: the full XNNPACK names are in the
+    report and the trace), made distinct where they repeat."""
+    ops = _top_operators(cell, limit)
+    return [(name, SHORT.get(str(o["category"]), str(o["category"])), f"{o['median_ms']:.4f}",
+             f"{o['share'] * 100:.1f}%") for name, o in zip(operator_names(ops, shorten=True), ops, strict=True)]
 
 
 ABBREVIATIONS = {"Convolution": "Conv", "Fully Connected": "FC", "Batch Matrix Multiply": "BMM"}
@@ -111,20 +141,28 @@ def _ticks(set_ticks: Any, labels: list[str], width: int | None = None) -> None:
 
 
 def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None) -> None:
-    """Median per variant as bars, p10–p90 as error bars (the spread over measured iterations)."""
+    """Median (◆, with its value) and the p10–p90 spread (│) per variant on a log axis: the variants of a
+    pair can differ 500×, and on a linear axis the fast one is an invisible sliver at zero. The log is
+    taken here and the ticks say real milliseconds (plotext's own log scale breaks on bars and ticks)."""
     plt.clear_data()
     plt.clear_figure()
-    names = [c["variant"] for c in cells]
-    medians = [c["latency"]["median"] for c in cells]
     if not cells:
         return
-    plt.bar(names, medians, width=0.4)
-    # plotext draws a symmetric bar of length yerr around y: centre it on the p10–p90 interval.
-    middles = [(c["latency"]["p10"] + c["latency"]["p90"]) / 2 for c in cells]
-    spreads = [c["latency"]["p90"] - c["latency"]["p10"] for c in cells]
-    plt.error(list(range(1, len(cells) + 1)), middles, yerr=spreads)
-    _ticks(plt.xticks, names, width)
-    plt.title("latency ms: median, p10–p90")
+    log = math.log10
+    for i, cell in enumerate(cells, start=1):
+        lat = cell["latency"]
+        low, median, high = (max(float(lat[k]), 1e-6) for k in ("p10", "median", "p90"))
+        plt.plot([i, i], [log(low), log(high)], marker="│")
+        plt.scatter([i], [log(median)], marker="◆")
+        plt.text(fmt_ms(median), i + 0.12, log(median), alignment="left")
+    low = min(max(float(c["latency"]["p10"]), 1e-6) for c in cells)
+    high = max(max(float(c["latency"]["p90"]), 1e-6) for c in cells)
+    decades = list(range(math.floor(log(low)), max(math.ceil(log(high)), math.floor(log(low)) + 1) + 1))
+    plt.yticks(decades, [f"{10.0 ** k:g}" for k in decades])
+    plt.ylim(decades[0], decades[-1])
+    plt.xlim(0.5, len(cells) + 0.5)
+    _ticks(plt.xticks, [c["variant"] for c in cells], width)
+    plt.title("ms, log: median ◆ p10–p90 │")
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
@@ -151,10 +189,11 @@ def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> Non
     plt.clear_figure()
     if cell is None:
         return
-    rows = operator_rows(cell, limit)
-    if not rows:
+    ops = _top_operators(cell, limit)
+    if not ops:
         return
-    labels = [short_op(r[0]) for r in reversed(rows)]
-    plt.bar(labels, [float(r[2]) for r in reversed(rows)], orientation="horizontal", width=0.6)
+    labels = list(reversed(operator_names(ops, shorten=True)))
+    plt.bar(labels, [float(o["median_ms"]) for o in reversed(ops)], orientation="horizontal", width=0.6)
     _ticks(plt.yticks, labels)
-    plt.title(f"top operators, {cell['variant']} (median ms)")
+    repeated = any("@" in label for label in labels)
+    plt.title(f"top operators, {cell['variant']} (median ms)" + (", @N: instruction" if repeated else ""))

@@ -4,14 +4,19 @@ screen and `sme2tui init` share them, and tests call them directly."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 from sme2tui.models import BUILTIN_MODELS
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "configs" / "templates"
-QUICKSTART = Path(__file__).resolve().parent.parent / "sme2tui" / "data" / "quickstart.json"
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "configs" / "templates"
+QUICKSTART = REPO / "sme2tui" / "data" / "quickstart.json"
+SCHEMA = REPO / "configs" / "schema.json"  # in a source checkout; `sme2tui config schema` prints it anywhere
 DTYPES = ["fp32", "fp16", "int8", "int8-dynamic"]
+MAX_NAME = 48  # a run's name ends its folder name: keep folders readable
 
 
 def model_key(spec: dict[str, Any]) -> str:
@@ -22,12 +27,24 @@ def model_key(spec: dict[str, Any]) -> str:
     return json.dumps(spec, sort_keys=True)
 
 
+def model_id(spec: dict[str, Any]) -> str:
+    """The id the core gives this model (cells and results use it), or its key while it is not valid."""
+    from pydantic import ValidationError
+
+    from sme2tui.config import ModelSpec
+
+    try:
+        return ModelSpec.model_validate(spec).id
+    except ValidationError:
+        return model_key(spec)
+
+
 def model_label(spec: dict[str, Any]) -> str:
+    """What the model list shows: the id cells and results will use (ids are unique, so two rows never
+    read the same), and where your own models come from."""
     if spec.get("builtin"):
         return str(spec["builtin"])  # ids already say the size ("…_quick" or the full model)
-    if spec.get("factory"):
-        return f"yours: {spec['factory']}"
-    return f"yours: {Path(str(spec.get('pte'))).name}"
+    return f"{model_id(spec)} ({'yours' if spec.get('factory') else '.pte'})"
 
 
 def model_choices(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,3 +93,48 @@ def with_selection(config: dict[str, Any], *, models: list[dict[str, Any]] | Non
     if iterations is not None:
         data["iterations"] = iterations
     return data
+
+
+def _name_part(text: str) -> str:
+    """A piece of a run name that the config's name rule accepts (single separators, no edges)."""
+    return re.sub(r"[._-]{2,}", "-", re.sub(r"[^a-z0-9._-]+", "-", text.lower())).strip("._-")
+
+
+def named_after_selection(config: dict[str, Any]) -> dict[str, Any]:
+    """The config named after what it measures: `vit_quick-fp16`, `mobilenet_quick-vit_quick-and-1-more`,
+    with a description that says what was chosen (run folders and reports carry both)."""
+    ids = [model_id(m) for m in config.get("models", [])]
+    dtypes = list(config.get("dtypes", []))
+    variants = [str(v.get("name")) for v in config.get("variants", [])]
+    parts = ids[:2] + ([f"and-{len(ids) - 2}-more"] if len(ids) > 2 else []) + (dtypes if len(dtypes) <= 2 else [])
+    name = _name_part("-".join(parts))[:MAX_NAME].strip("._-") or "run"
+    description = (f"Chosen in the sme2tui wizard: {', '.join(ids) or 'no model'} × {', '.join(dtypes)} × "
+                   f"{' vs '.join(variants)}.")
+    return {**config, "name": name, "description": description}
+
+
+def schema_reference(saved_to: Path) -> str | None:
+    """`$schema` for a config saved at `saved_to`: the schema file relative to that file's folder (editors
+    resolve it from there), or None when this installation has no schema file to point at."""
+    if not SCHEMA.is_file():
+        return None
+    return Path(os.path.relpath(SCHEMA, saved_to.absolute().parent)).as_posix()
+
+
+def config_for_file(config: dict[str, Any], saved_to: Path, config_dir: Path | None) -> dict[str, Any]:
+    """The config as it must read from its new place: `$schema` and the paths of ready programs relative to
+    the saved file (a relative path in a config means relative to the config's own folder)."""
+    base = (config_dir or Path.cwd()).absolute()
+    folder = saved_to.absolute().parent
+    models = []
+    for spec in config.get("models", []):
+        spec = dict(spec)
+        for key in ("pte", "etrecord"):
+            if spec.get(key):
+                target = Path(os.path.normpath(base / Path(str(spec[key])).expanduser()))
+                spec[key] = Path(os.path.relpath(target, folder)).as_posix()
+        models.append(spec)
+    data = {k: v for k, v in config.items() if k != "$schema"}
+    reference = schema_reference(saved_to)
+    head = {"$schema": reference} if reference else {}
+    return {**head, **data, "models": models}

@@ -1,8 +1,15 @@
-"""A yes/no question over the current screen (used before quitting mid-run)."""
+"""Yes/no questions over the current screen.
+
+Every single-letter key that starts work (export, run, build, resume) or loses it (quit, cancel, replacing
+the wizard's config) asks first, with what it is about to do. Typing meant for a field that did not have
+the focus then stops at a question instead of starting an export, and the question absorbs the rest of
+the typing (only y, n and esc answer it).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -10,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from textual.app import ComposeResult
+    from textual.app import App, ComposeResult
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -25,8 +32,18 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(self.question, id="confirm-question")
-            yield Static("[b]y[/b] yes   [b]n[/b] no", id="confirm-keys")
+            yield Static(self.question, id="confirm-question", markup=False)
+            yield Static("[b]y[/b] yes   [b]n[/b] / [b]esc[/b] no", id="confirm-keys")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def ask(app: App[Any], question: str, on_yes: Callable[[], object]) -> None:
+    """Ask `question`; call `on_yes` only on an explicit y."""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            on_yes()
+
+    app.push_screen(ConfirmScreen(question), answered)

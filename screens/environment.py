@@ -53,6 +53,8 @@ def verdict_text(host: dict[str, object], devices: DevicesReport | None, target:
 class EnvironmentScreen(StepScreen):
     STEP = "environment"
     EMPTY_CHECKS = "running the doctor…"
+    TODO = "the doctor is checking this machine (r: check again)."
+    RETRY = "r: re-check"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "recheck", "Re-check", id="environment.recheck"),
         *StepScreen.COMMON_BINDINGS,

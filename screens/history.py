@@ -9,9 +9,11 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from screens.confirm import ask
 from screens.guide import WHY
+from screens.widgets.footer import StepFooter
 from screens.widgets.stepbar import StepBar
 
 if TYPE_CHECKING:
@@ -33,8 +35,11 @@ def command_for(entry: RunEntry) -> str:
 
 
 class HistoryScreen(Screen[None]):
+    AUTO_FOCUS = "#runs"  # arrows move the cursor at once (they did nothing until a click or tab)
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Open", id="history.open", priority=True),
+        # Not a priority binding: the table's own enter (RowSelected, below) keeps key order, so enter after
+        # arrow keys opens the row the arrows reached.
+        Binding("enter", "open", "Open", id="history.open"),
         Binding("r", "rerun", "Re-run", id="history.rerun"),
         Binding("e", "edit", "Edit config", id="history.edit"),
         Binding("u", "resume", "Resume", id="history.resume"),
@@ -58,7 +63,7 @@ class HistoryScreen(Screen[None]):
         with Vertical(id="history-body"):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="command")
-        yield Footer(compact=True)
+        yield StepFooter(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
@@ -95,6 +100,9 @@ class HistoryScreen(Screen[None]):
             return None
         return self.entries[table.cursor_row]
 
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        await self.action_open()
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_command()
         self.refresh_bindings()
@@ -127,17 +135,22 @@ class HistoryScreen(Screen[None]):
         if entry is not None:
             await self.wizard.open_run(entry.path)
 
-    async def action_rerun(self) -> None:
+    def action_rerun(self) -> None:
         entry = self.selected()
         if entry is not None:
-            await self.wizard.rerun(entry.path, self._config_of(entry.path))
+            ask(self.app, f"Re-run {entry.name}?\nA new run with that run's config (models {', '.join(entry.models)}) "
+                "starts on the Run step.", lambda: self.run_worker(self.wizard.rerun(entry.path,
+                                                                                       self._config_of(entry.path))))
 
-    async def action_edit(self) -> None:
+    def action_edit(self) -> None:
         entry = self.selected()
         if entry is not None:
-            await self.wizard.edit(entry.path, self._config_of(entry.path))
+            ask(self.app, f"Edit {entry.name}'s config?\nIt replaces the wizard's current choices (save them first "
+                "with s on the Model step to keep them).",
+                lambda: self.run_worker(self.wizard.edit(entry.path, self._config_of(entry.path))))
 
-    async def action_resume(self) -> None:
+    def action_resume(self) -> None:
         entry = self.selected()
         if entry is not None:
-            await self.wizard.resume(entry.path)
+            ask(self.app, f"Resume {entry.name}?\nIts finished cells are kept; the rest run with its own config.",
+                lambda: self.run_worker(self.wizard.resume(entry.path)))

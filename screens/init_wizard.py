@@ -17,6 +17,7 @@ from typing import Any
 from screens.configedit import DTYPES, QUICKSTART, TEMPLATES, known_variants
 from sme2tui.config import parse_config
 from sme2tui.errors import ConfigError
+from sme2tui.hostinfo import default_thread_counts
 from sme2tui.models import BUILTIN_MODELS
 
 FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -33,6 +34,7 @@ class InitAnswers:
     iterations: int = 20
     name: str = "my-run"
     kit_config: str = ""  # start from a config of Arm's SME2 profiling kit instead of the questions
+    threads: list[int] | None = None  # None: the template's on a phone, derived from this machine's CPUs on a host
 
 
 def template_for(target: str) -> dict[str, Any]:
@@ -61,6 +63,12 @@ def build_config(answers: InitAnswers) -> dict[str, Any]:
     variants = [by_name[n] for n in answers.variants if n in by_name] or data.get("variants", [])
     data.update(name=answers.name, models=models, dtypes=answers.dtypes, variants=variants,
                 warmup=answers.warmup, iterations=answers.iterations)
+    if answers.threads:
+        data["threads"] = answers.threads
+    elif answers.target == "host":
+        # The host runs the cells: propose what this machine can give (a template's [1, 4] on 2 cores would
+        # measure 4 threads time-sliced on 2 CPUs). A phone's cores are not this machine's: keep the template's.
+        data["threads"] = default_thread_counts()
     data["description"] = f"Written by `sme2tui init` from the {answers.target} template."
     names = [v["name"] for v in variants]
     compare = data.get("compare") or {}

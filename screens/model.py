@@ -8,27 +8,43 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, SelectionList
 from textual.widgets.selection_list import Selection
 
 from screens.base import JobDone, StepScreen
-from screens.configedit import DTYPES, known_variants, model_choices, model_key, model_label, with_selection
+from screens.configedit import (
+    DTYPES,
+    config_for_file,
+    known_variants,
+    model_choices,
+    model_id,
+    model_key,
+    model_label,
+    with_selection,
+)
+from screens.save import SaveScreen
 from screens.widgets.picklist import PickList
 from sme2tui.errors import ConfigError
-from sme2tui.events import Checkpoint, Event, LogLine, Progress, StepFinished
+from sme2tui.events import ArtifactWritten, Checkpoint, Event, Progress, StepFinished
 
 if TYPE_CHECKING:
+    from textual import events
     from textual.app import ComposeResult
+
+NUMBERS = ("warmup", "iterations")
 
 
 class ModelScreen(StepScreen):
     STEP = "model"
     EMPTY_CHECKS = "press e to export the selection and check its numerics"
+    TODO = "export the selection and check its numerics first: e."
+    RETRY = "e: export again"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "export", "Export + check", id="model.export"),
-        Binding("s", "save", "Save config", id="model.save"),
+        Binding("e", "export", "Export", id="model.export"),
+        Binding("s", "save", "Save", id="model.save"),
         Binding("c", "cancel", "Cancel", id="model.cancel"),
         *StepScreen.COMMON_BINDINGS,
     ]
@@ -42,6 +58,7 @@ class ModelScreen(StepScreen):
         self._loading = False
         self._pending_hash = ""
         self._export_ok = True
+        self._shown_numbers: dict[str, Any] = {}  # warmup/iterations as last said in the log
 
     def compose_main(self) -> ComposeResult:
         with Horizontal(id="pickers"):
@@ -49,7 +66,8 @@ class ModelScreen(StepScreen):
             yield PickList[str](id="dtypes")
             yield PickList[str](id="variants")
         with Horizontal(id="numbers"):
-            yield Input(placeholder="your model: package.module:function ⏎", id="factory")
+            # Typing elsewhere lands here (see on_key): focusing must not select what was typed so far.
+            yield Input(placeholder="add yours: module:function or file.pte ⏎", id="factory", select_on_focus=False)
             yield Input(type="integer", id="warmup", tooltip="warmup iterations (dropped)")
             yield Input(type="integer", id="iterations", tooltip="measured iterations")
         yield DataTable(id="exports", cursor_type="row", zebra_stripes=True)
@@ -62,9 +80,10 @@ class ModelScreen(StepScreen):
         self.query_one("#warmup").border_title = "warmup"
         self.query_one("#iterations").border_title = "iterations"
         table = self.query_one("#exports", DataTable)
-        table.add_columns("export", "XNNPACK took", "numerics vs eager")
+        table.add_columns("export", "XNNPACK took", "vs eager", "time")
         table.border_title = "exports"
         self.load_from_state()
+        self.query_one("#models").focus()
 
     def load_from_state(self) -> None:
         """(Re)fill the pickers from the wizard's config, e.g. after History's "edit"."""
@@ -83,11 +102,14 @@ class ModelScreen(StepScreen):
         selected = {v.get("name") for v in data.get("variants", [])}
         variants = self.query_one("#variants", SelectionList)
         variants.clear_options()
-        variants.add_options([Selection(str(v.get("label") or name), name, name in selected)
-                              for name, v in self.variant_specs.items()])
-        self.query_one("#warmup", Input).value = str(data.get("warmup", 3))
-        self.query_one("#iterations", Input).value = str(data.get("iterations", 20))
+        # Variant names, not labels: they are what cells and results are called, and they fit the column.
+        variants.add_options([Selection(name, name, name in selected) for name in self.variant_specs])
+        for picker in (models, dtypes, variants):
+            picker.highlighted = 0 if picker.option_count else None  # the cursor starts on the first entry
+        for field in NUMBERS:
+            self.query_one(f"#{field}", Input).value = str(data.get(field, 3 if field == "warmup" else 20))
         self._loading = False
+        self._shown_numbers = {f: data.get(f) for f in NUMBERS}
         self._invalidate()
 
     def on_screen_resume(self) -> None:
@@ -105,12 +127,12 @@ class ModelScreen(StepScreen):
         names = self.query_one("#variants", SelectionList).selected
         variants = [self.variant_specs[n] for n in self.variant_specs if n in names]
         numbers: dict[str, int] = {}
-        for field in ("warmup", "iterations"):
+        for field in NUMBERS:
             value = self.query_one(f"#{field}", Input).value.strip()
             if value.isdigit():
                 numbers[field] = int(value)
-        self.state.config_data = with_selection(self.state.config_data, models=models, dtypes=dtypes,
-                                                variants=variants, **numbers)
+        data = with_selection(self.state.config_data, models=models, dtypes=dtypes, variants=variants, **numbers)
+        self.state.config_data = self.state.with_name(data)
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -127,25 +149,84 @@ class ModelScreen(StepScreen):
         self._apply()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id in ("warmup", "iterations"):
+        if event.input.id in NUMBERS:
             self._apply()
 
+    def on_input_blurred(self, event: Input.Blurred) -> None:
+        # A changed number is said out loud: a stray digit must not change a run unnoticed.
+        field = event.input.id or ""
+        if field in NUMBERS and self.state.config_data.get(field) != self._shown_numbers.get(field):
+            self._say_numbers()
+
+    def _say_numbers(self) -> None:
+        data = self.state.config_data
+        before = self._shown_numbers
+        changes = [f"{f} {before.get(f, '?')} → {data.get(f)}" for f in NUMBERS if before.get(f) != data.get(f)]
+        self._shown_numbers = {f: data.get(f) for f in NUMBERS}
+        if changes:
+            self.log_pane.add_lines([f"changed {', '.join(changes)} (the run uses them; exports stay valid)"])
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id in NUMBERS:
+            self.leave_field()
+            return
         if event.input.id != "factory" or not event.value.strip():
             return
-        spec = {"factory": event.value.strip()}
-        if model_key(spec) not in {model_key(s) for s in self.model_specs}:
-            self.model_specs.append(spec)
-            models = self.query_one("#models", SelectionList)
-            models.add_option(Selection(model_label(spec), len(self.model_specs) - 1, True))
+        text = event.value.strip()
+        try:
+            choice = self.services.check_model(text, self.state.config_dir)
+        except ConfigError as exc:
+            # The text stays in the field to be corrected; the reason is said now, not at export time.
+            self.notify(f"{exc.what}\nfix: {exc.fix}" if exc.fix else exc.what, title="not added",
+                        severity="error", timeout=10)
+            self.log_pane.add_lines([f"not added: {text}: {exc.what}" + (f" — fix: {exc.fix}" if exc.fix else "")])
+            return
+        self.add_model(choice.spec, choice.what)
         event.input.value = ""
-        self._apply()
+
+    def add_model(self, spec: dict[str, Any], what: str) -> None:
+        """Add (or find) the model, tick it, and show it: scrolled to, highlighted, said in words."""
+        models = self.query_one("#models", SelectionList)
+        keys = [model_key(s) for s in self.model_specs]
+        if model_key(spec) in keys:
+            index, verb = keys.index(model_key(spec)), "already listed"
+        else:
+            self.model_specs.append(spec)
+            index, verb = len(self.model_specs) - 1, "added"
+            models.add_option(Selection(model_label(spec), index, False))
+        models.select(index)
+        models.highlighted = index
+        models.scroll_to_highlight()
+        models.focus()
+        message = f"{verb} {model_id(spec)}: {what} — selected; e exports it"
+        self.notify(message, title="model", timeout=8)
+        self.log_pane.add_lines([message])
+
+    def leave_field(self) -> None:
+        self.query_one("#models").focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while no field has the focus goes into "add yours": the characters that are not keys of
+        this step would otherwise vanish, and the ones that are would fire (an export from a module name)."""
+        # A text field stops the printable keys it takes, so a printable key here came from elsewhere: also
+        # the rest of a burst of typing that was queued for the list before the first key moved the focus.
+        if not event.is_printable or not event.character:
+            return
+        binding = self.active_bindings.get(event.key)
+        if binding is not None and binding.enabled:
+            return  # a key of this step or of a focused list (space ticks): it does what the footer says
+        field = self.query_one("#factory", Input)
+        self.set_focus(field)  # at once: the keys already queued behind this one must land in the field too
+        field.action_end()
+        field.insert_text_at_cursor(event.character)
+        event.stop()
+        event.prevent_default()
 
     # --- actions ---------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return True if self.busy else None
+            return bool(self.busy)  # shown only while an export runs
         if action in ("export", "save") and self.busy:
             return None
         return super().check_action(action, parameters)
@@ -154,16 +235,32 @@ class ModelScreen(StepScreen):
         if self.busy:
             return
         self._apply()
-        self.checks.clear()
-        self.exports.clear()
-        self.query_one("#exports", DataTable).clear()
         try:
             config = self.state.config()
         except ConfigError as exc:
+            self.checks.clear()
             self.add_check(Checkpoint("export", "config", "fail", exc.what, exc.fix or ""))
             self.finished = False
             self.refresh_checks()
             return
+        try:
+            programs = self.services.planned_exports(config)
+        except ConfigError as exc:  # e.g. a ready .pte that is no longer readable
+            self.checks.clear()
+            self.add_check(Checkpoint("export", "config", "fail", exc.what, exc.fix or ""))
+            self.finished = False
+            self.refresh_checks()
+            return
+        shown = ", ".join(programs[:4]) + (f" and {len(programs) - 4} more" if len(programs) > 4 else "")
+        self.confirm(f"Export and check {len(programs)} program{'s' if len(programs) != 1 else ''}?\n"
+                     f"{shown}. Unchanged exports come from the cache in a second.", lambda: self._export(config))
+
+    def _export(self, config: Any) -> None:
+        if self.busy:
+            return
+        self.checks.clear()
+        self.exports.clear()
+        self.query_one("#exports", DataTable).clear()
         self.add_check(Checkpoint("export", "config", "pass", f"{len(config.models)} model(s) × "
                                   f"{len(config.dtypes)} dtype(s) × {len(config.variants)} variant(s)"))
         self.finished = False
@@ -175,24 +272,48 @@ class ModelScreen(StepScreen):
         self._export_ok = True
         cancel = threading.Event()
         self.start_job("export", lambda: services.export(config, root, config_dir, cancel), cancel=cancel)
+        self._show_table()
+
+    def _show_table(self) -> None:
+        # At 80x24 the table sits below the pickers: bring the rows being filled into view.
+        self.query_one("#main").scroll_to_widget(self.query_one("#exports", DataTable), animate=False, top=True)
 
     def action_cancel(self) -> None:
+        if self.busy:
+            self.confirm("Cancel the export?\nFinished exports stay cached; e starts again.", self._cancel_now)
+
+    def _cancel_now(self) -> None:
         if self.busy:
             self.cancel.set()
             self.log_pane.add_lines(["cancelling the export…"])
 
     def action_save(self) -> None:
-        """Write the edited config where the user can keep it, validated first."""
+        """Write the edited config where the user says, validated first."""
         try:
             self.state.config()
         except ConfigError as exc:
             self.notify_error(f"not saved: {exc.what}")
             return
-        name = str(self.state.config_data.get("name", "run"))
-        path = Path(f"sme2tui-{name}.json")
-        path.write_text(json.dumps(self.state.config_data, indent=2) + "\n", encoding="utf-8")
+        source = Path(self.state.config_source)
+        default = source if source.suffix == ".json" and source.is_file() else \
+            Path(f"sme2tui-{self.state.config_data.get('name', 'run')}.json")
+        self.app.push_screen(SaveScreen(default), self._save_to)
+
+    def _save_to(self, path: Path | None) -> None:
+        if path is None:
+            return
+        data = config_for_file(self.state.config_data, path, self.state.config_dir)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.notify_error(f"not saved: {path}: {exc.strerror}")
+            return
+        self.state.config_data = data
         self.state.config_source = str(path)
+        self.state.config_dir = path.absolute().parent
         self.notify(f"saved {path} — run it headless: sme2tui --auto --config {path}", timeout=8)
+        self.log_pane.add_lines([f"saved {path}"])
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -206,21 +327,28 @@ class ModelScreen(StepScreen):
             return
         if isinstance(event, Progress) and event.step == "export" and event.subject:
             self._subject = event.subject
-            self.exports.setdefault(event.subject, {"delegation": "exporting…", "numerics": "…"})
-        elif isinstance(event, LogLine) and event.step == "export" and self._subject \
-                and event.text.startswith(f"{self._subject}: "):
-            # The export worker's one-line delegation summary for the program just exported.
-            # Keep the headline ("80 nodes in 1 XNNPACK subgraphs"); the op list stays in the log.
-            summary = event.text.removeprefix(f"{self._subject}: ").split(";")[0]
-            self.exports[self._subject]["delegation"] = summary.replace(" XNNPACK subgraphs", " subgraphs")
+            self.exports.setdefault(event.subject, {"delegation": "exporting…", "numerics": "…", "time": ""})
+        elif isinstance(event, ArtifactWritten) and event.kind == "export" and self._subject in self.exports:
+            # The record of the program, fresh or cached: the same figures either way.
+            row = self.exports[self._subject]
+            figures = self.services.export_figures(Path(event.path))
+            if figures is not None:
+                row["delegation"] = figures.delegation
+                if not row.get("cached"):
+                    row["time"] = f"{figures.seconds:.1f} s"
         elif isinstance(event, Checkpoint) and event.step == "export" and event.subject:
-            row = self.exports.setdefault(event.subject, {"delegation": "", "numerics": ""})
+            # Cached programs come without a Progress event: their checkpoints say which one is next.
+            self._subject = event.subject
+            row = self.exports.setdefault(event.subject, {"delegation": "", "numerics": "", "time": ""})
             if event.name == "numerics vs eager":
-                # The first clause (cosine vs threshold); the full detail is in the checkpoint list.
+                # The cosine (the full detail, with the threshold, is in the checkpoint list).
                 mark = {"pass": "✓ ", "warn": "! ", "fail": "✗ "}.get(event.status, "")
-                row["numerics"] = mark + event.detail.split(",")[0]
+                row["numerics"] = mark + event.detail.split(",")[0].split(" (")[0]
+            elif event.name == "export cache" and event.status == "pass":
+                row["cached"] = "yes"
+                row["time"] = "cached"
             elif event.name == "ready .pte":
-                row["delegation"] = event.detail
+                row.update(delegation="as exported (.pte)", numerics="– no eager model", time="given")
         else:
             return
         self._show_exports()
@@ -229,7 +357,8 @@ class ModelScreen(StepScreen):
         table = self.query_one("#exports", DataTable)
         table.clear()
         for subject, row in self.exports.items():
-            table.add_row(subject, row["delegation"], row["numerics"], key=subject)
+            time_text = Text(row["time"], style="dim" if row.get("cached") else "")
+            table.add_row(subject, row["delegation"], row["numerics"], time_text, key=subject)
 
     def job_done(self, done: JobDone) -> None:
         if done.ok and self._export_ok:
@@ -240,3 +369,4 @@ class ModelScreen(StepScreen):
             self.add_check(Checkpoint("export", "export", "fail", what,
                                       "see the log; fix the model or deselect it, then press e"))
         self.refresh_checks()
+        self._show_table()

@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, ProgressBar, Static
 
 from screens.base import JobDone, StepScreen
+from screens.configedit import model_id
 from sme2tui.errors import ConfigError
 from sme2tui.events import CellStatus, Checkpoint, Event, StepStarted
 from sme2tui.run.folder import RunFolder
@@ -28,6 +29,8 @@ STATE_STYLE = {"queued": "dim", "running": "bold yellow", "done": "green", "fail
 class RunScreen(StepScreen):
     STEP = "run"
     EMPTY_CHECKS = "press r to run every cell (export → run → analyze → report)"
+    TODO = "run the cells first: r."
+    RETRY = "r: run again"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run", "Run", id="run.start"),
         Binding("u", "resume", "Resume", id="run.resume"),
@@ -67,8 +70,7 @@ class RunScreen(StepScreen):
 
     def show_info(self) -> None:
         data = self.shown_config or self.state.config_data
-        models = ", ".join(str(m.get("name") or m.get("builtin") or m.get("factory") or m.get("pte"))
-                           for m in data.get("models", []))
+        models = ", ".join(model_id(m) for m in data.get("models", []))
         variants = ", ".join(str(v.get("name")) for v in data.get("variants", []))
         target = (data.get("target") or {}).get("kind", "host")
         text = Text()
@@ -77,27 +79,54 @@ class RunScreen(StepScreen):
         if self.run_dir is not None:
             text.append(f"\nrun folder: {self.run_dir.name}", style="dim")
             text.append(f" · {self.stage}" if self.stage else "", style="dim")
+            done, total = self._iterations()
+            if total:
+                finished = sum(1 for c in self.cells.values() if c.state in ("done", "failed", "skipped"))
+                text.append(f" · {done}/{total} iterations, {finished}/{len(self.cells)} cells", style="dim")
         elif self.state.resume_dir is not None:
             text.append(f"\ninterrupted run to resume: {self.state.resume_dir.name} (press u)", style="yellow")
         self.query_one("#runinfo", Static).update(text)
 
+    def _iterations(self) -> tuple[int, int]:
+        """Measured iterations so far and in all, over every cell: what the bar shows (cells finish
+        together at the end of their last round, so counting finished cells sat at 0% until then)."""
+        done = total = 0
+        for cell in self.cells.values():
+            if cell.state == "skipped":
+                continue
+            total += cell.iterations_total
+            done += cell.iterations_total if cell.state in ("done", "failed") else cell.iterations_done
+        return done, total
+
     # --- actions ---------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys appear when they can act: the footer keeps its room (80 columns) for what matters now.
         if action == "cancel":
-            return True if self.busy else None
+            return bool(self.busy)
         if action == "run":
-            return None if self.busy else True
+            return not self.busy
         if action == "resume":
-            return True if self.state.resume_dir is not None and not self.busy else None
+            return self.state.resume_dir is not None and not self.busy
         return super().check_action(action, parameters)
 
     def action_run(self) -> None:
-        self.start_run(None)
+        if self.busy:
+            return
+        data = self.state.config_data
+        models, dtypes = len(data.get("models", [])), len(data.get("dtypes", []))
+        variants, threads = len(data.get("variants", [])), len(data.get("threads", [1]))
+        cells = models * dtypes * variants * threads
+        self.confirm(f"Run {cells} cell{'s' if cells != 1 else ''}?\n{models} model(s) × {dtypes} dtype(s) × "
+                     f"{variants} variant(s) × {threads} thread setting(s), warmup {data.get('warmup', 3)} + "
+                     f"{data.get('iterations', 20)} iterations each, then analysis and report.",
+                     lambda: self.start_run(None))
 
     def action_resume(self) -> None:
-        if self.state.resume_dir is not None:
-            self.start_run(self.state.resume_dir)
+        resume = self.state.resume_dir
+        if resume is not None and not self.busy:
+            self.confirm(f"Resume {resume.name}?\nIts finished cells are kept; the rest run with the run's own "
+                         "config.", lambda: self.start_run(resume))
 
     def start_run(self, resume: Path | None) -> None:
         if self.busy:
@@ -135,6 +164,11 @@ class RunScreen(StepScreen):
 
     def action_cancel(self) -> None:
         if self.busy:
+            self.confirm("Cancel the run?\nThe current cell stops; completed cells are kept and u resumes.",
+                         self._cancel_now)
+
+    def _cancel_now(self) -> None:
+        if self.busy:
             self.cancel.set()
             self.log_pane.add_lines(["cancelling: the current cell stops, completed cells are kept…"])
 
@@ -167,10 +201,11 @@ class RunScreen(StepScreen):
             table.update_cell(event.cell_id, "detail", event.detail, update_width=True)
         else:
             table.add_row(event.cell_id, state, iterations, event.detail, key=event.cell_id)
-        done = sum(1 for c in self.cells.values() if c.state in ("done", "failed", "skipped"))
+        done, total = self._iterations()
         bar = self.query_one("#overall", ProgressBar)
         bar.display = True
-        bar.update(total=len(self.cells), progress=done)
+        bar.update(total=max(1, total), progress=done)
+        self.show_info()
 
     def warnings_accepted(self, texts: list[str]) -> None:
         if self.handle_ is not None and self.run_dir is not None:

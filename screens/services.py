@@ -44,6 +44,25 @@ class BuildOption:
     built: str = ""  # path of an existing, current binary
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the user typed into the Model step, checked: the config entry and what it is in words.
+
+    `what` is where the program's facts go once they are read from it (a ready .pte's dtype and delegation).
+    """
+
+    spec: dict[str, Any]
+    what: str
+
+
+@dataclass(frozen=True)
+class ExportFigures:
+    """What one export produced, from its record (the same for a fresh export and a cache hit)."""
+
+    delegation: str  # "80 nodes/1 graph", "none"
+    seconds: float  # how long the export that made the cached program took
+
+
 @dataclass
 class RunEntry:
     """One run folder as the History screen lists it (plain data, no pydantic)."""
@@ -214,6 +233,47 @@ class CoreServices:
         return run_exports(config, cache_root=output_root / ".cache" / "exports", config_dir=config_dir,
                            log_path=log_dir / "export.log", cancel=cancel, results={})
 
+    def check_model(self, text: str, config_dir: Path | None) -> ModelChoice:
+        """A factory (`package.module:function`, its module found without importing it) or a ready .pte
+        (a regular file with the ExecuTorch program identifier); ConfigError (what, where, fix) otherwise."""
+        from pydantic import ValidationError
+
+        from sme2tui.config import ModelSpec
+        from sme2tui.errors import ConfigError
+        from sme2tui.models.pte_file import check_program_file
+        from sme2tui.run.stage import check_factory
+
+        if text.lower().endswith(".pte") or "/" in text or text.startswith("~") or Path(text).exists():
+            program = check_program_file(text)
+            return ModelChoice({"pte": str(program.path)},
+                               f"ready program {program.path.name} ({_size(program.size)}, runs as exported)")
+        try:
+            ModelSpec.model_validate({"factory": text})
+        except ValidationError:
+            raise ConfigError(f"`{text}` is neither a factory nor a .pte path", where="your model",
+                              fix="write package.module:function (it returns (model, example_inputs)), or the "
+                              "path of a .pte") from None
+        check_factory(text, config_dir, where=f"factory `{text}`")
+        return ModelChoice({"factory": text}, f"factory {text}")
+
+    def planned_exports(self, config: Any) -> list[str]:
+        """The programs an export of `config` makes or reuses (model/dtype/delegation), in order."""
+        from sme2tui.export.stage import needed_exports
+
+        return [key.subject for key, _spec in needed_exports(config)]
+
+    def export_figures(self, folder: Path) -> ExportFigures | None:
+        """The figures of the export recorded in `folder` (None when its record cannot be read)."""
+        try:
+            record = json.loads((folder / "export.json").read_text())
+            delegation = record.get("delegation") or {}
+            nodes, graphs = int(delegation.get("delegated_nodes", 0)), int(delegation.get("delegated_subgraphs", 0))
+            seconds = float(record["export_seconds"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        took = f"{nodes} nodes/{graphs} graph{'s' if graphs != 1 else ''}" if graphs else "none"
+        return ExportFigures(took, seconds)
+
     def pipeline(self, config: Any, *, config_source: str, config_dir: Path | None, output_root: Path,
                  resume: Path | None, cancel: threading.Event) -> PipelineHandle:
         from sme2tui.pipeline import Pipeline
@@ -254,6 +314,14 @@ class CoreServices:
         return LoadedRun(run_dir, manifest, config, summary, (run_dir / "analysis" / "report.md").is_file())
 
 
+def _size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
 def headline(pairs: list[dict[str, Any]]) -> str:
     """The first pair's speedup as one short phrase: "82.7× (65.9–104)"."""
     if not pairs:
@@ -273,8 +341,9 @@ def _run_entry(path: Path, manifest: dict[str, Any], config: dict[str, Any]) -> 
             pairs = json.loads(summary_path.read_text()).get("pairs", [])
         except (OSError, json.JSONDecodeError):
             pairs = []
-    models = [m.get("name") or m.get("builtin") or str(m.get("factory") or m.get("pte") or "?")
-              for m in config.get("models", [])]
+    from screens.configedit import model_id
+
+    models = [model_id(m) for m in config.get("models", [])]
     comparison = (manifest.get("comparison") or {}).get("label", "")
     return RunEntry(path=path, name=path.name, status=str(manifest.get("status", "?")), models=models,
                     target=str(manifest.get("target", "?")),

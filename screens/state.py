@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from screens.configedit import named_after_selection
 from sme2tui.config import parse_config
 
 if TYPE_CHECKING:
     from sme2tui.config import RunConfig
 
+SELECTION = ("models", "dtypes", "variants")  # what the Model step chooses
 BUILTIN_QUICKSTART = Path(__file__).resolve().parent.parent / "sme2tui" / "data" / "quickstart.json"
 
 
@@ -31,6 +33,10 @@ class WizardState:
     accepted_warnings: list[str] = field(default_factory=list)
     passed: set[str] = field(default_factory=set)
     exported_hash: str = ""  # config (models/dtypes/variants) the Model step exported and checked
+    # Started from the built-in quickstart: once the selection differs from it, the config (and so the run
+    # folder and report) is named after what was chosen, not "quickstart" with the quickstart's description.
+    auto_named: bool = False
+    _start: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, config_path: Path | None, output_root: Path | None = None) -> WizardState:
@@ -41,8 +47,19 @@ class WizardState:
         data = json.loads(path.read_text(encoding="utf-8"))
         source = str(config_path) if config_path else "built-in quickstart"
         root = output_root or Path(str(data.get("output_root", "runs")))
-        return cls(config_data=data, config_source=source,
-                   config_dir=config_path.resolve().parent if config_path else None, output_root=root)
+        state = cls(config_data=data, config_source=source,
+                    config_dir=config_path.resolve().parent if config_path else None, output_root=root,
+                    auto_named=config_path is None)
+        state._start = dict(data)
+        return state
+
+    def with_name(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`data` named after its selection when the wizard names the config (see `auto_named`)."""
+        if not self.auto_named:
+            return data
+        if all(data.get(k) == self._start.get(k) for k in SELECTION):
+            return {**data, "name": self._start.get("name"), "description": self._start.get("description", "")}
+        return named_after_selection(data)
 
     def config(self) -> RunConfig:
         """The validated config; raises the core's ConfigError (what, where, fix) when it is not valid."""
@@ -60,5 +77,6 @@ class WizardState:
         self.config_data = data
         self.config_source = source
         self.config_dir = config_dir
+        self.auto_named = False  # a run's or a file's config keeps the name it has
         self.exported_hash = ""
         self.passed.discard("model")

@@ -108,7 +108,7 @@ class ModelSpec(_Strict):
         if self.builtin:
             return self.builtin
         if self.factory:
-            return slug(self.factory.split(":")[-1])
+            return factory_id(self.factory)
         return slug(Path(self.pte or "model").stem)
 
     @property
@@ -451,6 +451,19 @@ def slug(text: str) -> str:
     text = re.sub(r"[^a-z0-9._-]+", "-", text.lower())
     text = re.sub(r"[._-]{2,}", "-", text).strip("._-")
     return text[:MAX_NAME].strip("._-") or "model"
+
+
+# Function names that say "make the model" and nothing about which model: the module names it instead.
+GENERIC_FACTORY_FUNCTIONS = frozenset({"build", "build_model", "create", "create_model", "factory", "get",
+                                       "get_model", "load", "load_model", "main", "make", "make_model", "model"})
+
+
+def factory_id(factory: str) -> str:
+    """A factory model's default id, after what the user chose: the module (`pkg.my_model:build` →
+    `my_model`), with the function when it says which model (`zoo:resnet18` → `zoo-resnet18`)."""
+    module, _, function = factory.partition(":")
+    base = module.rsplit(".", 1)[-1]
+    return slug(base if function.lower() in GENERIC_FACTORY_FUNCTIONS else f"{base}-{function}")
 
 
 def json_schema() -> dict[str, Any]:

@@ -114,3 +114,23 @@ def collect_host_facts(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> HostFacts:
     interesting = sorted({f for c in cores for f in c if f.startswith(prefixes) and f != "smep"})
     return HostFacts(**base, cpu_model=_linux_cpu_model(cpuinfo), sme=verdict, sme_detail=detail,
                      cpu_features=interesting)
+
+
+# Multi-threaded runs are measured at up to this many threads: a phone's big cluster and the point where
+# most models stop scaling. More would only time the scheduler.
+MAX_DEFAULT_THREADS = 4
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's limit), else the CPU count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def default_thread_counts(cpus: int | None = None) -> list[int]:
+    """Thread settings to propose for runs on this machine: one thread (per-core speed), plus as many as
+    the machine can give one run up to MAX_DEFAULT_THREADS; [1] on a single CPU."""
+    cpus = usable_cpus() if cpus is None else cpus
+    most = min(MAX_DEFAULT_THREADS, cpus)
+    return [1, most] if most > 1 else [1]

@@ -115,3 +115,16 @@ def test_default_pair_is_first_two_variants() -> None:
     config = parse_config({k: v for k, v in tiny_config().items() if k != "compare"})
     assert config.pair is not None
     assert (config.pair.baseline, config.pair.candidate) == ("portable", "xnnpack")
+
+
+@pytest.mark.parametrize(("factory", "expected"), [
+    ("my_model:build", "my_model"),
+    ("my_pkg.models.my_model:get_model", "my_model"),
+    ("zoo:resnet18", "zoo-resnet18"),
+    ("MyModels:Build", "mymodels"),
+])
+def test_factory_models_are_named_after_what_the_user_chose(factory: str, expected: str) -> None:
+    config = parse_config(tiny_config(models=[{"factory": factory}]))
+    assert config.models[0].id == expected
+    # An explicit name always wins.
+    assert parse_config(tiny_config(models=[{"name": "mine", "factory": factory}])).models[0].id == "mine"

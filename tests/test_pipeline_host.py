@@ -99,6 +99,13 @@ def test_native_runner_is_built_and_runs_alternating_rounds(host_run: dict[str, 
         assert cell["latencies_ms"] == pytest.approx(totals)
     log = (run_dir / "logs" / "events.jsonl").read_text()
     assert "3 round(s) alternating" in log
+    # Progress moves with every round: each round says when it starts, and its iterations count when it ends.
+    statuses = [json.loads(line) for line in log.splitlines() if '"CellStatus"' in line]
+    for cell_id in summary["cells"]:
+        steps = [(e["detail"], e["iterations_done"]) for e in statuses
+                 if e["cell_id"] == cell_id and e["state"] == "running" and not e["detail"].endswith(" s")]
+        assert steps == [("round 1/3", 0), ("round 1/3 measured", 2), ("round 2/3", 2), ("round 2/3 measured", 4),
+                         ("round 3/3", 4), ("round 3/3 measured", 6)]
 
 
 def test_python_runtime_interleaves_every_iteration(host_run: dict[str, Any], tmp_path: Path) -> None:

@@ -55,10 +55,10 @@ async def test_first_run_on_this_host(tmp_path: Path, monkeypatch: pytest.Monkey
         await settle(pilot)
         await _next(pilot, "build")
         await _next(pilot, "model")
-        await pilot.press("e")
+        await pilot.press("e", "y")  # keys that start work ask first
         await settle(pilot)
         await _next(pilot, "run")
-        await pilot.press("r")
+        await pilot.press("r", "y")
         await settle(pilot)
         await _next(pilot, "analyze")
         screen = app.screen
@@ -70,7 +70,7 @@ async def test_first_run_on_this_host(tmp_path: Path, monkeypatch: pytest.Monkey
         console.print(screen.query_one("#headline").render())
         headline = console.export_text()
         assert "xnnpack is" in headline and "than portable" in headline
-        assert "sme2tui --auto --config runs/" in headline
+        assert "sme2tui --auto --config runs/" in str(screen.query_one("#headless").render())
         run_dir = app.state.run_dir
     assert run_dir is not None
     manifest = json.loads((run_dir / "manifest.json").read_text())

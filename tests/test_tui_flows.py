@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual.widgets import SelectionList
+from textual.widgets import SelectionList, Static
 
 from screens.confirm import ConfirmScreen
 from screens.environment import EnvironmentScreen
@@ -31,18 +31,21 @@ if TYPE_CHECKING:
 
 
 @run_async
-async def test_failing_checkpoint_keeps_next_greyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failing_checkpoint_holds_next_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workspace(tmp_path, monkeypatch)
     app = make_app(replay_services(doctor_events=doctor_events(failing="torch")))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, EnvironmentScreen)
-        assert screen.check_action("next", ()) is None  # greyed out, still shown
+        assert screen.check_action("next", ()) is True  # live: a press says why it is held
         await pilot.press("a", "n")  # accepting warnings cannot accept a failure
         await settle(pilot)
         assert app.current_mode == "environment"
         assert "environment" not in app.state.passed
+        gate = screen.gate_text().plain
+        assert gate.startswith("Next is held: 1 check failed (torch; ✗ in the checkpoints)")
+        assert "r: re-check" in gate
 
 
 @run_async
@@ -56,9 +59,18 @@ async def test_warnings_need_explicit_acceptance(tmp_path: Path, monkeypatch: py
         # The host-SME2 warning blocks; the adb warning does not (host target).
         assert [r.check.name for r in screen.pending_warnings()] == ["host sme2"]
         await pilot.press("n")
+        await pilot.pause()
         assert app.current_mode == "environment"
+        # Pressing Next says, on screen, why it is held, where the warning is and which key goes on.
+        said = screen.gate_text().plain
+        assert said == ("Next is held: 1 warning not accepted (host sme2; ! in the checkpoints). a: accept "
+                        "(recorded with the run), or fix it, then r: re-check.")
+        assert str(screen.query_one("#gate", Static).render()) == said
+        assert [n.message for n in app._notifications] == [said]
         await pilot.press("a")
         assert screen.check_action("next", ()) is True
+        assert screen.gate_text().plain == "✓ Done. n: on to Build."
+        assert not app._notifications  # the "held" toast went with the reason
         await pilot.press("n")
         await settle(pilot)
         assert app.current_mode == "build"
@@ -73,15 +85,18 @@ async def test_accepted_warnings_are_recorded_in_the_run_manifest(tmp_path: Path
     app.state.accepted_warnings.append("doctor: host sme2: no SME2 here")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("r")
+        await pilot.press("r", "y")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, RunScreen)
         assert screen.finished
-        # The recorded run has two "very noisy" warnings: Next waits for them.
-        assert screen.check_action("next", ()) is None
+        # The recorded run has a "very noisy" warning: Next waits for it, and says so.
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.current_mode == "run"
+        assert screen.gate_text().plain.startswith("Next is held: 1 warning not accepted (measurement quality;")
         await pilot.press("a")
-        assert screen.check_action("next", ()) is True
+        assert screen.gate_open()
         await pilot.press("n")
         await settle(pilot)
         assert app.current_mode == "analyze"
@@ -99,19 +114,24 @@ async def test_model_export_shows_delegation_and_numerics(tmp_path: Path, monkey
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ModelScreen)
-        assert screen.check_action("next", ()) is None
+        assert not screen.gate_open()
         await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and services.calls == []  # asks before starting work
+        await pilot.press("y")
         await settle(pilot)
         assert services.calls == ["export"]
-        assert screen.exports["mobilenet_quick/fp32/xnnpack"]["delegation"] == "80 nodes in 1 subgraphs"
-        assert screen.exports["mobilenet_quick/fp32/portable"]["numerics"].startswith("✓ cosine 1.000000")
-        assert screen.check_action("next", ()) is True
+        # The figures come from each export's record: delegation, numerics, how long the export took.
+        assert screen.exports["mobilenet_quick/fp32/xnnpack"]["delegation"] == "80 nodes/1 graph"
+        assert screen.exports["mobilenet_quick/fp32/xnnpack"]["time"] == "19.0 s"
+        assert screen.exports["mobilenet_quick/fp32/portable"]["numerics"] == "✓ cosine 1.000000"
+        assert screen.gate_open()
         # Changing the selection invalidates the export: Next closes again.
         dtypes = screen.query_one("#dtypes", SelectionList)
         dtypes.select("fp16")
         await settle(pilot)
         assert app.state.config_data["dtypes"] == ["fp32", "fp16"]
-        assert screen.check_action("next", ()) is None
+        assert not screen.gate_open()
 
 
 @run_async
@@ -141,6 +161,9 @@ async def test_rerun_from_history_uses_the_runs_config(tmp_path: Path, monkeypat
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await pilot.press("r")
+        await pilot.pause()
+        assert app.current_mode == "history" and services.calls == []  # asks first
+        await pilot.press("y")
         await settle(pilot)
         assert app.current_mode == "run"
         assert services.calls == ["pipeline:resume=None"]
@@ -155,7 +178,7 @@ async def test_edit_from_history_opens_the_model_step(tmp_path: Path, monkeypatc
     app.state.config_data = {"name": "x", "models": [{"builtin": "vit_quick"}], "dtypes": ["int8"]}
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("e")
+        await pilot.press("e", "y")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ModelScreen)
@@ -220,18 +243,21 @@ async def test_cancel_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     app = make_app(services, start="run")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("r")
+        await pilot.press("r", "y")
         assert services.handles[0].started.wait(5)
         await pilot.pause(0.2)
         screen = app.screen
         assert isinstance(screen, RunScreen)
         assert screen.busy and screen.check_action("cancel", ()) is True
         await pilot.press("c")
+        await pilot.pause()
+        assert not services.handles[0].cancel.is_set()  # asks first: a stray c must not stop a run
+        await pilot.press("y")
         await settle(pilot)
         assert services.handles[0].cancel.is_set()
         assert app.state.resume_dir == Path("runs") / RUN_NAME
         assert [r.check.detail for r in screen.failures()] == ["interrupted; completed cells are kept"]
-        await pilot.press("u")
+        await pilot.press("u", "y")
         await settle(pilot)
         assert services.calls == ["pipeline:resume=None", f"pipeline:resume={RUN_NAME}"]
         assert screen.finished and app.state.resume_dir is None
@@ -244,7 +270,7 @@ async def test_quit_mid_run_asks_then_cancels(tmp_path: Path, monkeypatch: pytes
     app = make_app(services, start="run")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("r")
+        await pilot.press("r", "y")
         assert services.handles[0].started.wait(5)
         await pilot.press("q")
         await pilot.pause()

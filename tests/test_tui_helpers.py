@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import functools
 import json
+import math
 import shutil
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -18,7 +19,7 @@ from screens import charts
 from screens.app import Sme2App
 from screens.services import ReplayServices, headline, read_events
 from screens.state import WizardState
-from sme2tui.events import Checkpoint, Event, StepFinished
+from sme2tui.events import Checkpoint, Event, LogLine, Progress, StepFinished
 
 if TYPE_CHECKING:
     from textual.pilot import Pilot
@@ -53,9 +54,26 @@ def export_events() -> list[Event]:
     return [e for e in run_events() if getattr(e, "step", "") == "export"]
 
 
+def cached_export_events() -> list[Event]:
+    """The recorded export as a second export sees it: every program served from the cache without the
+    worker (no Progress, no delegation summary: "export cache", the numerics, the program, as run_exports
+    sends them)."""
+    out: list[Event] = []
+    for event in export_events():
+        if isinstance(event, LogLine | Progress):
+            continue
+        if isinstance(event, Checkpoint) and event.name == "numerics vs eager":
+            out.append(Checkpoint("export", "export cache", "pass", "unchanged since last export, reused",
+                                  subject=event.subject))
+        out.append(event)
+    return out
+
+
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory holding `runs/<fixture run>`; paths in view are relative ("runs/…")."""
+    """A working directory holding `runs/<fixture run>` and the export records its events name (paths in
+    view are relative: "runs/…")."""
     shutil.copytree(FIXTURE / RUN_NAME, tmp_path / "runs" / RUN_NAME)
+    shutil.copytree(FIXTURE / "exports", tmp_path / "runs" / ".cache" / "exports")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return Path("runs") / RUN_NAME
@@ -165,3 +183,36 @@ def test_headline_uses_the_first_pair_with_its_interval() -> None:
     s = pairs[0]["speedup"]
     assert headline(pairs) == f"{s['value']:.2f}× ({s['ci_low']:.3g}–{s['ci_high']:.3g})"
     assert headline([]) == "—"
+
+
+def test_repeated_operator_names_get_their_instruction() -> None:
+    """XNNPACK numbers operators per delegate: a transformer has a `FC GEMM #1` in every graph."""
+    ops = [{"name": "Fully Connected (NC, F32) GEMM #1", "instruction_id": i, "category": "GEMM",
+            "median_ms": 0.004, "share": 0.1} for i in (14, 28, 2)]
+    ops.append({"name": "Transpose (ND, X32) #1", "instruction_id": 14, "category": "DATA_MOVEMENT",
+                "median_ms": 0.001, "share": 0.01})
+    rows = charts.operator_rows({"operators": ops})
+    assert [r[0] for r in rows] == ["FC GEMM #1 @14", "FC GEMM #1 @28", "FC GEMM #1 @2", "Transpose #1"]
+    assert rows[3][1] == "data mv"
+    assert len({r[0] for r in rows}) == len(rows)
+
+
+class _Recorder:
+    """Stands in for plotext: records what a draw function asks for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: self.calls.append((name, args))
+
+
+def test_latency_chart_uses_a_log_axis_in_real_milliseconds() -> None:
+    cells = charts.pair_cells(_summary(), _summary()["pairs"][0])
+    plt = _Recorder()
+    charts.draw_latency(plt, cells, 40)
+    (yticks,) = [args for name, args in plt.calls if name == "yticks"]
+    assert yticks[1] == ["0.1", "1", "10", "100"]  # decades spanning 0.2 ms to 90 ms, labelled in ms
+    medians = [args[1][0] for name, args in plt.calls if name == "scatter"]
+    assert medians == pytest.approx([math.log10(c["latency"]["median"]) for c in cells])
+    assert charts.latency_rows(cells)[0][0] == "portable" and len(charts.LATENCY_HEADERS) == 5

@@ -67,3 +67,16 @@ def test_init_can_start_from_a_kit_config(tmp_path: Path, monkeypatch: pytest.Mo
     err = capsys.readouterr().err
     assert "kit field" in err and "valid:" in err
     assert run_init(tmp_path / "x.json", InitAnswers(kit_config=str(tmp_path / "missing.json"))) == 2
+
+
+def test_host_threads_come_from_this_machines_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sme2tui import hostinfo
+
+    assert hostinfo.default_thread_counts(1) == [1]
+    assert hostinfo.default_thread_counts(2) == [1, 2]
+    assert hostinfo.default_thread_counts(64) == [1, 4]
+    monkeypatch.setattr(hostinfo, "usable_cpus", lambda: 2)
+    assert build_config(InitAnswers())["threads"] == [1, 2]
+    # A phone's cores are not this machine's: the Android template's setting stays.
+    assert build_config(InitAnswers(target="android"))["threads"] == [1]
+    assert build_config(InitAnswers(threads=[3]))["threads"] == [3]

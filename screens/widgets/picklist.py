@@ -1,7 +1,8 @@
-"""A SelectionList whose ticks read without colour: unselected entries show an empty box.
+"""A SelectionList that reads without colour: unselected entries show an empty box, and the highlighted
+entry of the focused list carries a `›` mark.
 
-Textual draws "X" for every entry and tells selected from unselected by colour alone, which NO_COLOR
-(and some colour-blind users) cannot see.
+Textual draws "X" for every entry and tells selected from unselected, and the highlighted entry from the
+others, by colour alone, which NO_COLOR (and some colour-blind users) cannot see.
 """
 
 from __future__ import annotations
@@ -16,16 +17,23 @@ from textual.widgets.option_list import OptionDoesNotExist
 
 T = TypeVar("T")
 
+CURSOR = "›"
+
 
 class PickList(SelectionList[T]):
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
+        index = self.scroll_offset.y + y
         try:
-            selection = self.get_option_at_index(self.scroll_offset.y + y)
+            selection = self.get_option_at_index(index)
         except OptionDoesNotExist:
             return strip
         segments = list(strip)
-        if selection.value in self.selected or len(segments) < 2 or segments[1].text != ToggleButton.BUTTON_INNER:
+        # [left side, box inner, right side, spacer, prompt…] as SelectionList.render_line builds it.
+        if len(segments) < 4 or segments[1].text != ToggleButton.BUTTON_INNER:
             return strip
-        segments[1] = Segment(" ", segments[1].style)
+        if selection.value not in self.selected:
+            segments[1] = Segment(" ", segments[1].style)
+        if self.has_focus and index == self.highlighted and segments[3].text == " ":
+            segments[3] = Segment(CURSOR, segments[3].style)
         return Strip(segments, strip.cell_length)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +79,19 @@ PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a l
     "linux") else "host: wait4() ru_maxrss of the runner process")
 
 
+# How often a running round reports that it is alive (the runner itself says nothing until it exits).
+HEARTBEAT_S = 1.0
+
+
 def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,
-               cancel: threading.Event | None, timeout: float) -> tuple[int, float, int | None]:
-    """(exit code, seconds, the runner process's peak RSS in bytes as the host measured it)."""
+               cancel: threading.Event | None, timeout: float,
+               heartbeat: Callable[[float], Event]) -> Generator[Event, None, tuple[int, float, int | None]]:
+    """Run one round; yields `heartbeat(elapsed seconds)` about once a second and returns (exit code, seconds,
+    the runner process's peak RSS in bytes as the host measured it)."""
     out = (cell_dir / f"stdout-r{round_index}.log").open("wb")
     err = (cell_dir / f"stderr-r{round_index}.log").open("wb")
     started = time.monotonic()
+    beat = started
     peak: int | None = None
     try:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus),
@@ -103,19 +110,30 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
                 proc.kill()
                 proc.wait()
                 raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
-            if time.monotonic() - started > timeout:
+            now = time.monotonic()
+            if now - started > timeout:
                 proc.kill()
                 proc.wait()
                 return -9, timeout, None
+            if now - beat >= HEARTBEAT_S:
+                beat = now
+                yield heartbeat(now - started)
             time.sleep(delay)
             delay = min(delay * 2, 0.02)
         return proc.returncode, time.monotonic() - started, peak
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, GeneratorExit):
         proc.kill()
         raise
     finally:
         out.close()
         err.close()
+
+
+def _heartbeat(cell_id: str, index: int, rounds: int, done: int, total: int) -> Callable[[float], Event]:
+    def beat(elapsed: float) -> Event:
+        return CellStatus(cell_id, "running", f"round {index + 1}/{rounds}: {elapsed:.0f} s", done, total)
+
+    return beat
 
 
 def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binaries: dict[str, Path],
@@ -141,6 +159,7 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
                   f"{', '.join(c.variant for c in cells)} on native runners, {len(plan)} round(s) alternating, "
                   f"{config.warmup} warmup per round", "info", "run")
     done_iterations = dict.fromkeys(records, 0)
+    rounds = len(plan)
     for index, count in enumerate(plan):
         order = cells if index % 2 == 0 else list(reversed(cells))
         for cell in order:
@@ -154,7 +173,13 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
             argv = runner_argv(flavour, str(binary), pte=str(ptes[cell.id]), threads=cell.threads,
                                warmup=config.warmup, iterations=count, etdump=str(etdump) if etdump else None,
                                timing_json=str(timing) if timing else None, inputs=inputs[cell.id])
-            code, seconds, peak_rss = _run_round(argv, cell_dir, index, cpus, cancel, timeout)
+            # Counts move when a round ends (the runner reports its iterations at exit); until then the
+            # cell says which round runs and for how long, so a slow round never looks stuck.
+            done_before = done_iterations[cell.id]
+            yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds}", done_before, config.iterations)
+            code, seconds, peak_rss = yield from _run_round(
+                argv, cell_dir, index, cpus, cancel, timeout,
+                _heartbeat(cell.id, index, rounds, done_before, config.iterations))
             if code != 0:
                 stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
                 what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
@@ -179,7 +204,8 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
                 records[cell.id]["iterations_ns"] += data.get("measured_ns", [])
             records[cell.id]["rounds"].append(entry)
             done_iterations[cell.id] += count
-            yield CellStatus(cell.id, "running", "measuring", done_iterations[cell.id], config.iterations)
+            yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds} measured", done_iterations[cell.id],
+                             config.iterations)
     for cell in cells:
         if cell.id in failed:
             continue

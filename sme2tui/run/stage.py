@@ -125,32 +125,37 @@ def adopted_runner(runner: str, where: str) -> Path:
 
 def check_factories(config: RunConfig, config_dir: Path | None) -> None:
     """A factory whose module cannot be found fails now, not after the export worker has loaded torch."""
+    for index, model in enumerate(config.models):
+        if model.factory:
+            check_factory(model.factory, config_dir, where=f"models[{index}].factory")
+
+
+def check_factory(factory: str, config_dir: Path | None, *, where: str) -> None:
+    """ConfigError unless the factory's module can be found (from the config's folder, the current folder or
+    the installed packages); finding does not import the module itself (its parent packages, yes)."""
     import importlib.util
     import sys
 
     extra = [str(p) for p in (config_dir, Path.cwd()) if p is not None]
     sys.path[:0] = extra
     try:
-        for index, model in enumerate(config.models):
-            if not model.factory:
-                continue
-            module = model.factory.partition(":")[0]
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except (ImportError, ValueError):
-                found = False
-            except Exception as exc:  # finding `pkg.mod` imports `pkg`: its __init__ is user code and may fail
-                raise ConfigError(
-                    f"importing the package of factory `{model.factory}` failed: {type(exc).__name__}: "
-                    f"{str(exc)[:200]}", where=f"models[{index}].factory",
-                    fix="fix the package's __init__.py (try `python -c \"import " + module.partition(".")[0] +
-                    "\"`)") from None
-            if not found:
-                raise ConfigError(
-                    f"cannot find module `{module}` for factory `{model.factory}`",
-                    where=f"models[{index}].factory",
-                    fix="put the module next to the config file or in the current folder, or pip install it",
-                )
+        module = factory.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        except Exception as exc:  # finding `pkg.mod` imports `pkg`: its __init__ is user code and may fail
+            raise ConfigError(
+                f"importing the package of factory `{factory}` failed: {type(exc).__name__}: {str(exc)[:200]}",
+                where=where,
+                fix="fix the package's __init__.py (try `python -c \"import " + module.partition(".")[0] + "\"`)",
+            ) from None
+        if not found:
+            raise ConfigError(
+                f"cannot find module `{module}` for factory `{factory}`",
+                where=where,
+                fix="put the module next to the config file or in the current folder, or pip install it",
+            )
     finally:
         del sys.path[:len(extra)]
 

@@ -1,0 +1,435 @@
+"""The wizard as a newcomer drives it (issue 12): keys that explain themselves, typing that never starts
+work, fields that let go, feedback on every addition, names after what was chosen, layouts that fit.
+
+Pilot tests on recorded event streams (no torch); the matching screens are in test_tui_snapshots.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from textual.widgets import DataTable, Input, ProgressBar, SelectionList, Static
+from textual.widgets._footer import FooterKey
+
+from screens.analyze import AnalyzeScreen
+from screens.base import StepScreen, format_event
+from screens.configedit import config_for_file, named_after_selection
+from screens.confirm import ConfirmScreen
+from screens.model import ModelScreen
+from screens.run import RunScreen
+from screens.save import SaveScreen
+from screens.state import WizardState
+from screens.widgets.picklist import CURSOR, PickList
+from sme2tui.config import load_config
+from sme2tui.errors import ConfigError
+from sme2tui.events import CellStatus, Progress
+from sme2tui.models.pte_file import check_program_file
+from tests.test_tui_helpers import (
+    RUN_NAME,
+    cached_export_events,
+    make_app,
+    replay_services,
+    run_async,
+    settle,
+    workspace,
+)
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+PROGRAM_HEADER = b"\x1c\x00\x00\x00ET12"  # root offset, then the file identifier program.fbs declares
+
+MODULE = '''
+import torch
+
+
+def build():
+    return torch.nn.Linear(4, 2).eval(), (torch.ones(1, 4),)
+'''
+
+
+def footer_keys(app: App[Any]) -> list[tuple[str, bool]]:
+    """(key, enabled) for every key the footer shows, left to right."""
+    keys = sorted(app.screen.query(FooterKey), key=lambda k: k.region.x)
+    return [(k.key, not k.has_class("-disabled")) for k in keys]
+
+
+# --- Escape, the footer and stray typing -----------------------------------------------------------------
+
+
+@run_async
+async def test_escape_leaves_a_field_and_the_footer_keeps_the_steps_keys(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.set_focus(screen.query_one("#warmup", Input))
+        await pilot.pause()
+        keys = footer_keys(app)
+        # The way out first; the step's keys stay listed, greyed (they type into the field now).
+        assert keys[0] == ("escape", True)
+        assert ("e", False) in keys and ("n", False) in keys and ("q", False) in keys
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)
+        assert ("e", True) in footer_keys(app) and ("escape", True) not in footer_keys(app)
+
+
+@run_async
+async def test_typing_with_no_field_focused_goes_into_the_model_field(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    services = replay_services()
+    app = make_app(services, start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.focused, SelectionList)
+        await pilot.press(*"my_model:build")  # 'e', 's' and 'q' are step keys: none of them fires
+        await pilot.pause()
+        assert app.screen.query_one("#factory", Input).value == "my_model:build"
+        assert services.calls == [] and isinstance(app.screen, ModelScreen)
+        assert not list(tmp_path.glob("*.json"))  # nothing saved
+
+
+@run_async
+async def test_keys_that_start_or_lose_work_ask_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    services = replay_services()
+    app = make_app(services, start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press(*"export_utils")  # a module name that starts with the Export key
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # the question absorbs the rest of the typing
+        assert "Export and check 2 programs?" in app.screen.question
+        await pilot.press("escape")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.return_value is None  # quitting asks too
+        await pilot.press("n")
+        await pilot.pause()
+        assert services.calls == [] and app.is_running
+
+
+# --- adding a model --------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_adding_a_factory_scrolls_to_it_selects_it_and_says_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    (tmp_path / "my_model.py").write_text(MODULE)
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press(*"my_model:build", "enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        models = screen.query_one("#models", PickList)
+        last = models.option_count - 1
+        assert screen.model_specs[last] == {"factory": "my_model:build"}
+        assert last in models.selected and models.highlighted == last and models.has_focus
+        assert models.scroll_offset.y > 0  # below the first six rows: scrolled into view
+        assert str(models.get_option_at_index(last).prompt) == "my_model (yours)"  # named after the module
+        assert [n.message for n in app._notifications] == [
+            "added my_model: factory my_model:build — selected; e exports it"]
+        assert screen.query_one("#factory", Input).value == ""
+        assert [m.get("factory") for m in app.state.config_data["models"]] == [None, "my_model:build"]
+
+
+@run_async
+async def test_a_factory_that_cannot_be_found_is_refused_at_once(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press(*"missing_module:build", "enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        assert len(screen.model_specs) == screen.query_one("#models", PickList).option_count == 6
+        assert screen.query_one("#factory", Input).value == "missing_module:build"  # kept, to be corrected
+        (note,) = app._notifications
+        assert note.title == "not added" and "cannot find module `missing_module`" in note.message
+
+
+@run_async
+async def test_a_ready_pte_is_added_as_a_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    (tmp_path / "progs").mkdir()
+    (tmp_path / "progs" / "mine.pte").write_bytes(PROGRAM_HEADER + bytes(100))
+    (tmp_path / "progs" / "notes.pte").write_bytes(b"not a program at all")
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        for bad in ("progs/notes.pte", "progs", "progs/missing.pte"):
+            field = screen.query_one("#factory", Input)
+            field.value = bad
+            screen.set_focus(field)
+            await pilot.press("enter")
+            await pilot.pause()
+        assert [n.title for n in app._notifications] == ["not added"] * 3
+        messages = [n.message for n in app._notifications]
+        assert 'notes.pte is not an ExecuTorch program: no "ET12" identifier' in messages[0]
+        assert "is a folder" in messages[1] and "no such file" in messages[2]
+        screen.query_one("#factory", Input).value = "progs/mine.pte"
+        await pilot.press("enter")
+        await pilot.pause()
+        spec = screen.model_specs[-1]
+        assert spec == {"pte": str(tmp_path / "progs" / "mine.pte")}  # a program, not a factory row
+        models = screen.query_one("#models", PickList)
+        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte)"
+        assert list(app._notifications)[-1].message == ("added mine: ready program mine.pte (108 bytes, runs as "
+                                                  "exported) — selected; e exports it")
+
+
+def test_program_file_check() -> None:
+    here = Path(__file__).parent / "data" / "tui_run"
+    with pytest.raises(ConfigError, match="is a folder"):
+        check_program_file(here)
+    with pytest.raises(ConfigError, match="no such file"):
+        check_program_file(here / "none.pte")
+    with pytest.raises(ConfigError, match=r"export\.json is not an ExecuTorch program"):
+        check_program_file(here / "exports" / "7b2f2b19d8cdeecbc07d" / "export.json")
+
+
+# --- names ----------------------------------------------------------------------------------------------
+
+
+def test_a_wizard_config_is_named_after_what_was_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    state = WizardState.load(None)
+    assert state.auto_named and state.config_data["name"] == "quickstart"
+    changed = {**state.config_data, "models": [{"builtin": "vit_quick"}, {"factory": "my_model:build"}],
+               "dtypes": ["fp16"]}
+    named = state.with_name(changed)
+    assert named["name"] == "vit_quick-my_model-fp16"
+    assert named["description"] == ("Chosen in the sme2tui wizard: vit_quick, my_model × fp16 × portable vs "
+                                    "xnnpack.")
+    assert state.with_name(dict(state.config_data))["name"] == "quickstart"  # the quickstart's own selection
+    many = named_after_selection({"models": [{"builtin": b} for b in ("mobilenet", "vit_quick", "vit_tiny")],
+                                  "dtypes": ["fp32", "fp16", "int8"], "variants": []})
+    assert many["name"] == "mobilenet-vit_quick-and-1-more"
+    # A config the user loaded keeps the name they gave it.
+    own = tmp_path / "mine.json"
+    own.write_text(json.dumps({**state.config_data, "name": "mine"}))
+    loaded = WizardState.load(own)
+    assert loaded.with_name({**loaded.config_data, "dtypes": ["fp16"]})["name"] == "mine"
+
+
+def test_a_saved_config_points_at_the_schema_and_its_programs_from_where_it_is_saved(tmp_path: Path) -> None:
+    (tmp_path / "progs").mkdir()
+    program = tmp_path / "progs" / "m.pte"
+    program.write_bytes(PROGRAM_HEADER)
+    saved = tmp_path / "configs" / "deep" / "mine.json"
+    saved.parent.mkdir(parents=True)
+    data = config_for_file({"$schema": "../schema.json", "name": "x", "models": [{"pte": "progs/m.pte"}],
+                            "variants": [{"name": "a"}]}, saved, config_dir=tmp_path)
+    saved.write_text(json.dumps(data))
+    assert next(iter(data)) == "$schema"
+    assert (saved.parent / data["$schema"]).resolve() == (Path(__file__).parents[1] / "configs" / "schema.json")
+    assert data["models"] == [{"pte": "../../progs/m.pte"}]
+    assert load_config(saved).models[0].pte == str(program)
+
+
+@run_async
+async def test_save_asks_where_and_replaces_only_on_a_second_enter(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    (tmp_path / "tiny.json").write_text("{}")  # the file the config came from: the default, and it exists
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+
+        async def save(name: str | None = None) -> str:
+            if not isinstance(app.screen, SaveScreen):
+                await pilot.press("s")
+                await pilot.pause()
+            if name is not None:
+                app.screen.query_one("#save-path", Input).value = name
+            await pilot.press("enter")
+            await pilot.pause()
+            return str(app.screen.query_one("#confirm-keys", Static).render()) \
+                if isinstance(app.screen, SaveScreen) else "saved"
+
+        assert await save() == "tiny.json exists: enter again to replace it, or change the name"
+        assert (tmp_path / "tiny.json").read_text() == "{}"
+        assert await save("mine") == "saved"  # ".json" added
+        data = json.loads((tmp_path / "mine.json").read_text())
+        assert (tmp_path / data["$schema"]).resolve() == Path(__file__).parents[1] / "configs" / "schema.json"
+        assert load_config(tmp_path / "mine.json").name == "tiny"
+        assert await save() == "mine.json exists: enter again to replace it, or change the name"
+        assert await save() == "saved"
+
+
+# --- export and run progress -----------------------------------------------------------------------------
+
+
+@run_async
+async def test_cached_exports_show_cached_and_the_original_figures(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(export_events=cached_export_events()), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e", "y")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        rows = {k: (v["delegation"], v["numerics"], v["time"]) for k, v in screen.exports.items()}
+        assert rows == {"mobilenet_quick/fp32/portable": ("none", "✓ cosine 1.000000", "cached"),
+                        "mobilenet_quick/fp32/xnnpack": ("80 nodes/1 graph", "✓ cosine 1.000000", "cached")}
+        assert screen.gate_open()
+
+
+def test_progress_lines_say_what_is_done() -> None:
+    assert format_event(Progress("export", 1, 2, "exporting b", "b")) == "exporting b (1 of 2 done)"
+    assert format_event(Progress("export", 2, 2, "exports done")) == "exports done"
+
+
+@run_async
+async def test_the_run_bar_follows_measured_iterations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="run")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        screen.feed([CellStatus("a__fp32__x__t1", "queued", "", 0, 200),
+                     CellStatus("b__fp32__x__t1", "queued", "", 0, 200),
+                     CellStatus("a__fp32__x__t1", "running", "round 3/3", 134, 200),
+                     CellStatus("b__fp32__x__t1", "running", "round 2/3 measured", 134, 200)])
+        await pilot.pause()
+        bar = screen.query_one("#overall", ProgressBar)
+        assert bar.percentage == pytest.approx(0.67)  # cells finish together at the end: 0% before
+        table = screen.query_one("#cells", DataTable)
+        assert [table.get_row(k)[2] for k in ("a__fp32__x__t1", "b__fp32__x__t1")] == ["134/200", "134/200"]
+
+
+# --- layout ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 50)])
+def test_labels_fit_at_every_width(size: tuple[int, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    @run_async
+    async def check() -> None:
+        workspace(tmp_path, monkeypatch)
+        app = make_app(replay_services(), start="model")
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            for guide in (False, True):
+                if guide:
+                    await pilot.press("g")
+                    await pilot.pause()
+                    if not app.screen.query_one("#main").display:
+                        continue  # 80 columns: the guide replaces the step
+                iterations = app.screen.query_one("#iterations", Input)
+                assert iterations.outer_size.width >= len("▊▔ iterations ▔▎")
+                models = app.screen.query_one("#models", PickList)
+                room = models.scrollable_content_region.width - 4  # the box and its space
+                assert room >= len("transformer_quick"), (size, guide, room)
+
+    check()
+
+
+@run_async
+async def test_the_footer_fits_80_columns_on_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="environment", run_dir=run_dir)
+    app.state.resume_dir = run_dir  # the Run step with the most keys: run and resume
+    async with app.run_test(size=(80, 24)) as pilot:
+        for step in ("environment", "build", "model", "run", "analyze", "history"):
+            app.goto(step)
+            await settle(pilot)
+            keys = sorted(app.screen.query(FooterKey), key=lambda k: k.region.x)
+            *steps, palette = keys
+            assert palette.has_class("-command-palette")
+            assert steps[-1].region.right <= palette.region.x, (step, [k.key for k in steps])
+
+
+# --- Analyze ----------------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_analyze_at_80x24_shows_n_and_the_published_figures(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="analyze", run_dir=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AnalyzeScreen)
+        table = screen.query_one("#table-latency", DataTable)
+        assert [str(c.label) for c in table.columns.values()][-1] == "n"
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # no column cut
+        await pilot.press("f")
+        await settle(pilot)
+        headline = screen.query_one("#headline", Static)
+        assert "published, not measured here: SqueezeSAM SME2 off→on" in str(headline.render())
+        assert headline.region.bottom <= screen.query_one("#main").region.bottom  # in view, not below the fold
+
+
+@run_async
+async def test_help_and_palette_name_keys_as_they_are_typed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        commands = {c.title: c.help for c in app.get_system_commands(app.screen)}
+        assert commands["Help"] == "on this screen (?)"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from rich.console import Console
+        from textual.widgets._key_panel import BindingsTable
+
+        console = Console(width=80, record=True)
+        console.print(app.screen.query_one(BindingsTable).render_bindings_table())
+        lines = [" ".join(line.split()) for line in console.export_text().splitlines()]
+        assert "^q q Quit" in lines  # was "^q q Quit Quit the app…": two bindings, one with a tooltip
+
+
+@run_async
+async def test_highlight_reads_without_colour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(replay_services(), start="model")
+    assert app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        models = app.screen.query_one("#models", PickList)
+        await pilot.press("down")
+        await pilot.pause()
+        line = "".join(segment.text for segment in models.render_line(1))
+        assert line.startswith(f"▐ ▌{CURSOR}mobilenet ")  # the cursor mark, unselected box empty
+        assert models.get_component_rich_style("option-list--option-highlighted").reverse
+        app.goto("history")
+        await settle(pilot)
+        assert app.screen.query_one("#runs", DataTable).get_component_rich_style("datatable--cursor").reverse
+
+
+@run_async
+async def test_history_enter_opens_the_row_the_arrows_reached(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = workspace(tmp_path, monkeypatch)
+    older = run_dir.with_name("20261122T000000Z-older")
+    older.mkdir()
+    for name in ("config.json", "manifest.json"):
+        (older / name).write_text((run_dir / name).read_text())
+    app = make_app(replay_services(), start="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert app.current_mode == "analyze" and app.state.run_dir == older
+        assert isinstance(app.screen, StepScreen)
+        assert RUN_NAME not in str(app.state.run_dir)
