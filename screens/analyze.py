@@ -110,7 +110,9 @@ class AnalyzeScreen(StepScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.finished = True
+        # Empty charts and no command until a run is open (a class, so the short-terminal rule still applies).
+        for selector in ("#tabs", "#headless"):
+            self.query_one(selector).add_class("-empty")
         self.show_run()
 
     def on_screen_resume(self) -> None:
@@ -118,12 +120,11 @@ class AnalyzeScreen(StepScreen):
         self.show_run()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("toggle_reference", "next_pair"):
-            if self.run is None or self.run.summary is None:
-                return None
-            if action == "next_pair":
-                return len(self.run.summary.get("pairs", [])) > 1  # hidden with one pair: room in the footer
-            return True
+        summary = self.run.summary if self.run is not None else None
+        if action == "next_pair":
+            return summary is not None and len(summary.get("pairs", [])) > 1  # hidden otherwise: footer room
+        if action in ("toggle_reference", "next_tab"):
+            return True if summary is not None else None
         return super().check_action(action, parameters)
 
     def show_run(self) -> None:
@@ -138,6 +139,9 @@ class AnalyzeScreen(StepScreen):
                 if record.get("step") == "analyze":
                     self.add_check(Checkpoint("analyze", record["name"], record["status"], record["detail"],
                                               record.get("fix", ""), record.get("subject", "")))
+            self.finished = self.run.summary is not None  # the step is done when there is an answer to show
+            self.query_one("#tabs").set_class(not self.finished, "-empty")
+            self.query_one("#headless").remove_class("-empty")
             self.log_pane.add_lines([f"opened {run_dir.name}: status {self.run.manifest.get('status')}"])
             if self.run.report_exists:
                 self.log_pane.add_lines([f"report: {run_dir / 'analysis' / 'report.md'}"])
@@ -176,13 +180,13 @@ class AnalyzeScreen(StepScreen):
             rows = [(*row, f"{shares[row[0]]:.0f}%") for row in rows]
         self._table("#table-categories", headers, rows)
         candidate = cells[-1] if cells else None
-        self._table("#table-operators", ("operator", "category", "median ms", "share"),
-                    charts.operator_rows(candidate) if candidate else [])
+        self._table("#table-operators", charts.OPERATOR_HEADERS, charts.operator_rows(candidate) if candidate else [])
         self.query_one("#table-operators", DataTable).border_title = (
             f"top operators: {candidate['variant']}" if candidate else "")
-        self._plot("#plot-latency", lambda plt, w: charts.draw_latency(plt, cells, w))
-        self._plot("#plot-categories", lambda plt, w: charts.draw_categories(plt, cells, reference, w))
-        self._plot("#plot-operators", lambda plt, w: charts.draw_operators(plt, candidate))
+        self._plot("#plot-latency", lambda plt, w, h: charts.draw_latency(plt, cells, w))
+        self._plot("#plot-categories", lambda plt, w, h: charts.draw_categories(plt, cells, reference, w))
+        # One bar per row: plotext drops tick labels that would share a row.
+        self._plot("#plot-operators", lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w))
         self.query_one("#table-reflatency").display = reference is not None
 
     def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -107,12 +107,16 @@ def operator_names(ops: list[dict[str, Any]], shorten: bool = False) -> list[str
     return [f"{n} @{o.get('instruction_id', '?')}" if n in repeated else n for n, o in zip(names, ops, strict=True)]
 
 
-def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str, str, str]]:
-    """The slowest operators with short names (kernel kind and number: the full XNNPACK names are in the
-    report and the trace), made distinct where they repeat."""
+OPERATOR_HEADERS = ("#", "operator", "category", "median ms", "share")
+
+
+def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str, str, str, str]]:
+    """The slowest operators, ranked, with short names (kernel kind and number: the full XNNPACK names are in
+    the report and the trace), made distinct where they repeat."""
     ops = _top_operators(cell, limit)
-    return [(name, SHORT.get(str(o["category"]), str(o["category"])), f"{o['median_ms']:.4f}",
-             f"{o['share'] * 100:.1f}%") for name, o in zip(operator_names(ops, shorten=True), ops, strict=True)]
+    names = operator_names(ops, shorten=True)
+    return [(str(rank), name, SHORT.get(str(o["category"]), str(o["category"])), f"{o['median_ms']:.4f}",
+             f"{o['share'] * 100:.1f}%") for rank, (name, o) in enumerate(zip(names, ops, strict=True), start=1)]
 
 
 ABBREVIATIONS = {"Convolution": "Conv", "Fully Connected": "FC", "Batch Matrix Multiply": "BMM"}
@@ -184,7 +188,12 @@ def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, 
     plt.title(title + ("  (*SqueezeSAM fp16 SME2 on, not measured here)" if reference is not None else ""))
 
 
-def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> None:
+NARROW_OPERATOR_CHART = 44  # below this width the names leave no room for bars: ranks label them instead
+
+
+def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8, width: int | None = None) -> None:
+    """The slowest operators as horizontal bars, labelled with their names, or with their rank (the `#`
+    column of the table beside it) when the chart is too narrow for names and bars both."""
     plt.clear_data()
     plt.clear_figure()
     if cell is None:
@@ -192,8 +201,11 @@ def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8) -> Non
     ops = _top_operators(cell, limit)
     if not ops:
         return
-    labels = list(reversed(operator_names(ops, shorten=True)))
+    narrow = width is not None and width < NARROW_OPERATOR_CHART
+    names = [str(i) for i in range(1, len(ops) + 1)] if narrow else operator_names(ops, shorten=True)
+    labels = list(reversed(names))
     plt.bar(labels, [float(o["median_ms"]) for o in reversed(ops)], orientation="horizontal", width=0.6)
     _ticks(plt.yticks, labels)
-    repeated = any("@" in label for label in labels)
-    plt.title(f"top operators, {cell['variant']} (median ms)" + (", @N: instruction" if repeated else ""))
+    repeated = not narrow and any("@" in label for label in labels)
+    title = "median ms, by #" if narrow else f"{cell['variant']}: median ms"
+    plt.title(title + (", @N: instruction N" if repeated else ""))

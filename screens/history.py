@@ -114,7 +114,8 @@ class HistoryScreen(Screen[None]):
         text = Text()
         if entry.comparison:
             text.append(f"{entry.comparison}\n", style="bold")
-        text.append("headless: ", style="dim")
+        text.append("enter", style="bold")
+        text.append(" opens it in Analyze · headless: ", style="dim")
         text.append(command_for(entry))
         self.query_one("#command", Static).update(text)
 

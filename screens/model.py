@@ -164,7 +164,7 @@ class ModelScreen(StepScreen):
         changes = [f"{f} {before.get(f, '?')} → {data.get(f)}" for f in NUMBERS if before.get(f) != data.get(f)]
         self._shown_numbers = {f: data.get(f) for f in NUMBERS}
         if changes:
-            self.log_pane.add_lines([f"changed {', '.join(changes)} (the run uses them; exports stay valid)"])
+            self.log_pane.add_lines([f"changed {', '.join(changes)} (used by the run; exports stay valid)"])
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id in NUMBERS:

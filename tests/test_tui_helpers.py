@@ -164,7 +164,8 @@ def test_reference_shares_come_from_the_published_split() -> None:
 def test_operator_rows_are_the_slowest_first() -> None:
     cell = _summary()["cells"]["mobilenet_quick__fp32__xnnpack__t1"]
     rows = charts.operator_rows(cell, limit=5)
-    times = [float(r[2]) for r in rows]
+    times = [float(r[3]) for r in rows]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
     assert len(rows) == 5
     assert times == sorted(times, reverse=True)
 
@@ -192,9 +193,9 @@ def test_repeated_operator_names_get_their_instruction() -> None:
     ops.append({"name": "Transpose (ND, X32) #1", "instruction_id": 14, "category": "DATA_MOVEMENT",
                 "median_ms": 0.001, "share": 0.01})
     rows = charts.operator_rows({"operators": ops})
-    assert [r[0] for r in rows] == ["FC GEMM #1 @14", "FC GEMM #1 @28", "FC GEMM #1 @2", "Transpose #1"]
-    assert rows[3][1] == "data mv"
-    assert len({r[0] for r in rows}) == len(rows)
+    assert [r[1] for r in rows] == ["FC GEMM #1 @14", "FC GEMM #1 @28", "FC GEMM #1 @2", "Transpose #1"]
+    assert rows[3][2] == "data mv"
+    assert len({r[1] for r in rows}) == len(rows)
 
 
 class _Recorder:

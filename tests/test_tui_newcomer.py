@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from textual import events
 from textual.widgets import DataTable, Input, ProgressBar, SelectionList, Static
 from textual.widgets._footer import FooterKey
 
@@ -216,6 +217,7 @@ def test_a_wizard_config_is_named_after_what_was_chosen(tmp_path: Path, monkeypa
     assert named["description"] == ("Chosen in the sme2tui wizard: vit_quick, my_model × fp16 × portable vs "
                                     "xnnpack.")
     assert state.with_name(dict(state.config_data))["name"] == "quickstart"  # the quickstart's own selection
+    assert state.with_name({**state.config_data, "iterations": 200})["name"] == "mobilenet_quick-fp32"
     many = named_after_selection({"models": [{"builtin": b} for b in ("mobilenet", "vit_quick", "vit_tiny")],
                                   "dtypes": ["fp32", "fp16", "int8"], "variants": []})
     assert many["name"] == "mobilenet-vit_quick-and-1-more"
@@ -433,3 +435,19 @@ async def test_history_enter_opens_the_row_the_arrows_reached(tmp_path: Path,
         assert app.current_mode == "analyze" and app.state.run_dir == older
         assert isinstance(app.screen, StepScreen)
         assert RUN_NAME not in str(app.state.run_dir)
+
+
+@run_async
+async def test_space_ticks_the_entry_it_was_pressed_on_even_in_a_burst(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """tmux delivers keys faster than the list handles them: ticks must follow the keys, not the cursor."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for key, character in (("space", " "), ("down", None), ("down", None), ("space", " ")):
+            app.post_message(events.Key(key, character))
+        await settle(pilot)
+        models = app.screen.query_one("#models", PickList)
+        assert models.selected == [2] and models.highlighted == 2
+        assert app.state.config_data["models"] == [{"builtin": "transformer_quick"}]

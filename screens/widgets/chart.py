@@ -14,7 +14,7 @@ import plotext._utility as _plotext_utility
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-Draw = Callable[[Any, int], None]  # (plotext module-like object, width in cells)
+Draw = Callable[[Any, int, int], None]  # (plotext module-like object, width and height in cells)
 
 
 def _ordered_unique(data: Any) -> list[Any]:
@@ -38,5 +38,5 @@ class Chart(PlotextPlot):
 
     def render(self) -> RenderResult:
         if self._draw is not None:
-            self._draw(self.plt, self.size.width)
+            self._draw(self.plt, self.size.width, self.size.height)
         return super().render()

@@ -3,6 +3,10 @@ entry of the focused list carries a `›` mark.
 
 Textual draws "X" for every entry and tells selected from unselected, and the highlighted entry from the
 others, by colour alone, which NO_COLOR (and some colour-blind users) cannot see.
+
+Also: space ticks the entry it was pressed on. SelectionList toggles whatever is highlighted when the
+select message arrives, so "space, down, down, space" typed quickly ticked the third entry twice and
+the first not at all.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import TypeVar
 
 from rich.segment import Segment
 from textual.strip import Strip
-from textual.widgets import SelectionList
+from textual.widgets import OptionList, SelectionList
 from textual.widgets._toggle_button import ToggleButton
 from textual.widgets.option_list import OptionDoesNotExist
 
@@ -37,3 +41,8 @@ class PickList(SelectionList[T]):
         if self.has_focus and index == self.highlighted and segments[3].text == " ":
             segments[3] = Segment(CURSOR, segments[3].style)
         return Strip(segments, strip.cell_length)
+
+    def _on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        event.prevent_default()  # SelectionList's own handler (toggling the highlighted entry) must not run too
+        self.toggle(self.get_option_at_index(event.option_index))
