@@ -158,7 +158,7 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
         low, median, high = (max(float(lat[k]), 1e-6) for k in ("p10", "median", "p90"))
         plt.plot([i, i], [log(low), log(high)], marker="│")
         plt.scatter([i], [log(median)], marker="◆")
-        plt.text(fmt_ms(median), i + 0.12, log(median), alignment="left")
+        plt.text(fmt_ms(median), i + 0.12, log(median), alignment="left", background="default")  # the canvas shows through
     low = min(max(float(c["latency"]["p10"]), 1e-6) for c in cells)
     high = max(max(float(c["latency"]["p90"]), 1e-6) for c in cells)
     decades = list(range(math.floor(log(low)), max(math.ceil(log(high)), math.floor(log(low)) + 1) + 1))
