@@ -178,7 +178,10 @@ class AnalyzeScreen(StepScreen):
             shares = charts.reference_category_shares(reference)
             headers = (*headers, "published %")
             rows = [(*row, f"{shares[row[0]]:.0f}%") for row in rows]
-        self._table("#table-categories", headers, rows)
+        # The chart's legend: each category with a swatch of its colour in the chart.
+        swatched: list[tuple[str | Text, ...]] = [
+            (Text.assemble(("■ ", f"color({charts.CATEGORY_COLORS[row[0]]})"), row[0]), *row[1:]) for row in rows]
+        self._table("#table-categories", headers, swatched)
         candidate = cells[-1] if cells else None
         self._table("#table-operators", charts.OPERATOR_HEADERS, charts.operator_rows(candidate) if candidate else [])
         self.query_one("#table-operators", DataTable).border_title = (
@@ -189,12 +192,12 @@ class AnalyzeScreen(StepScreen):
         self._plot("#plot-operators", lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w))
         self.query_one("#table-reflatency").display = reference is not None
 
-    def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str | Text, ...]]) -> None:
         table = self.query_one(selector, DataTable)
         table.clear(columns=True)
         # Explicit widths: every number must be readable in full, the table scrolls sideways instead.
         for i, header in enumerate(headers):
-            width = max([len(header), *(len(str(r[i])) for r in rows if i < len(r))])
+            width = max([len(header), *(len(_plain(r[i])) for r in rows if i < len(r))])
             table.add_column(header, width=width)
         for row in rows:
             table.add_row(*row)
@@ -216,3 +219,7 @@ class AnalyzeScreen(StepScreen):
     def action_next_pair(self) -> None:
         self.pair_index += 1
         self.render_run()
+
+
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell

@@ -14,6 +14,8 @@ CATEGORIES = ["CONV", "GEMM", "DATA_MOVEMENT", "ELEMENTWISE", "OTHER", "OVERHEAD
 SHORT = {"CONV": "conv", "GEMM": "gemm", "DATA_MOVEMENT": "data mv", "ELEMENTWISE": "elemwise", "OTHER": "other",
          "OVERHEAD": "overhead"}
 PUBLISHED = "published"
+# 256-colour codes (plotext and Rich both take them): one per category, told apart also without red/green.
+CATEGORY_COLORS = {"CONV": 166, "GEMM": 33, "DATA_MOVEMENT": 44, "ELEMENTWISE": 141, "OTHER": 245, "OVERHEAD": 239}
 
 
 def pair_cells(summary: dict[str, Any], pair: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -158,7 +160,8 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
         low, median, high = (max(float(lat[k]), 1e-6) for k in ("p10", "median", "p90"))
         plt.plot([i, i], [log(low), log(high)], marker="│")
         plt.scatter([i], [log(median)], marker="◆")
-        plt.text(fmt_ms(median), i + 0.12, log(median), alignment="left", background="default")  # the canvas shows through
+        # "default": no background of its own, the canvas shows through (plotext would paint its white default).
+        plt.text(fmt_ms(median), i + 0.12, log(median), alignment="left", background="default")
     low = min(max(float(c["latency"]["p10"]), 1e-6) for c in cells)
     high = max(max(float(c["latency"]["p90"]), 1e-6) for c in cells)
     decades = list(range(math.floor(log(low)), max(math.ceil(log(high)), math.floor(log(low)) + 1) + 1))
@@ -181,8 +184,10 @@ def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, 
         shares.append(reference_category_shares(reference))
     if not names:
         return
-    plt.stacked_bar(names, [[s[c] for s in shares] for c in CATEGORIES], labels=[SHORT[c] for c in CATEGORIES],
-                    width=0.5)
+    # No plotext legend (it is drawn over the first bar): the table beside the chart is the legend, each
+    # category with a swatch of its colour.
+    plt.stacked_bar(names, [[s[c] for s in shares] for c in CATEGORIES],
+                    color=[CATEGORY_COLORS[c] for c in CATEGORIES], width=0.5)
     _ticks(plt.xticks, names, width)
     title = "share of end-to-end time, %"
     plt.title(title + ("  (*SqueezeSAM fp16 SME2 on, not measured here)" if reference is not None else ""))

@@ -41,7 +41,7 @@ from tests.test_tui_helpers import (
 if TYPE_CHECKING:
     from textual.app import App
 
-PROGRAM_HEADER = b"\x1c\x00\x00\x00ET12"  # root offset, then the file identifier program.fbs declares
+PROGRAM = Path(__file__).parent / "data" / "pte" / "fp32_xnnpack.pte"  # a real, small exported program
 
 MODULE = '''
 import torch
@@ -165,7 +165,7 @@ async def test_a_factory_that_cannot_be_found_is_refused_at_once(tmp_path: Path,
 async def test_a_ready_pte_is_added_as_a_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workspace(tmp_path, monkeypatch)
     (tmp_path / "progs").mkdir()
-    (tmp_path / "progs" / "mine.pte").write_bytes(PROGRAM_HEADER + bytes(100))
+    (tmp_path / "progs" / "mine.pte").write_bytes(PROGRAM.read_bytes())
     (tmp_path / "progs" / "notes.pte").write_bytes(b"not a program at all")
     app = make_app(replay_services(), start="model")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -189,8 +189,9 @@ async def test_a_ready_pte_is_added_as_a_program(tmp_path: Path, monkeypatch: py
         assert spec == {"pte": str(tmp_path / "progs" / "mine.pte")}  # a program, not a factory row
         models = screen.query_one("#models", PickList)
         assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte)"
-        assert list(app._notifications)[-1].message == ("added mine: ready program mine.pte (108 bytes, runs as "
-                                                  "exported) — selected; e exports it")
+        size = PROGRAM.stat().st_size / 1000
+        assert list(app._notifications)[-1].message == (f"added mine: ready program mine.pte ({size:.1f} kB, runs "
+                                                        "as exported) — selected; e exports it")
 
 
 def test_program_file_check() -> None:
@@ -231,7 +232,7 @@ def test_a_wizard_config_is_named_after_what_was_chosen(tmp_path: Path, monkeypa
 def test_a_saved_config_points_at_the_schema_and_its_programs_from_where_it_is_saved(tmp_path: Path) -> None:
     (tmp_path / "progs").mkdir()
     program = tmp_path / "progs" / "m.pte"
-    program.write_bytes(PROGRAM_HEADER)
+    program.write_bytes(PROGRAM.read_bytes())
     saved = tmp_path / "configs" / "deep" / "mine.json"
     saved.parent.mkdir(parents=True)
     data = config_for_file({"$schema": "../schema.json", "name": "x", "models": [{"pte": "progs/m.pte"}],
