@@ -191,6 +191,29 @@ class AnalyzeScreen(StepScreen):
         # One bar per row: plotext drops tick labels that would share a row.
         self._plot("#plot-operators", lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w))
         self.query_one("#table-reflatency").display = reference is not None
+        self.call_after_refresh(self.fit_tables)
+
+    # The chart needs this many columns to be read (ticks, markers, values); the tables give way below it.
+    CHART_ROOM: ClassVar[int] = 34
+
+    def fit_tables(self) -> None:
+        """The latency table always whole; the peer table beside it only while the chart keeps its room."""
+        row = self.query_one("#tab-latency .chartrow")
+        latency, peers = self.query_one("#table-latency", DataTable), self.query_one("#table-peers", DataTable)
+        if not row.size.width:
+            return  # not laid out (another tab is showing): fitted when it is shown
+        need = max(latency.virtual_size.width, peers.virtual_size.width) + 2
+        peers.set_class(row.size.width - need < self.CHART_ROOM, "-fitted")
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_tables)
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.call_after_refresh(self.fit_tables)
+
+    def action_toggle_guide(self) -> None:
+        super().action_toggle_guide()
+        self.call_after_refresh(self.fit_tables)
 
     def _table(self, selector: str, headers: tuple[str, ...], rows: Sequence[tuple[str | Text, ...]]) -> None:
         table = self.query_one(selector, DataTable)

@@ -452,3 +452,29 @@ async def test_space_ticks_the_entry_it_was_pressed_on_even_in_a_burst(tmp_path:
         models = app.screen.query_one("#models", PickList)
         assert models.selected == [2] and models.highlighted == 2
         assert app.state.config_data["models"] == [{"builtin": "transformer_quick"}]
+
+
+@pytest.mark.parametrize(("size", "fitted"), [((80, 24), True), ((160, 45), False)])
+def test_peer_metrics_never_squeeze_the_latency_chart(size: tuple[int, int], fitted: bool, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = workspace(tmp_path, monkeypatch)
+    summary_path = run_dir / "analysis" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    for cell in summary["cells"].values():  # what a run analyzed with peer metrics carries
+        cell["peers"] = {"load": {"method_load_ms": 0.348}, "first_inference": {"ms": 52.083},
+                         "latency": {"p95_ms": 52.543, "p99_ms": None, "p99_min_n": 100},
+                         "memory": {"peak_rss_bytes": 10 * 2**20}}
+    summary_path.write_text(json.dumps(summary))
+
+    @run_async
+    async def check() -> None:
+        app = make_app(replay_services(), start="analyze", run_dir=run_dir)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            latency = screen.query_one("#table-latency", DataTable)
+            assert latency.virtual_size.width <= latency.scrollable_content_region.width  # n in view
+            assert screen.query_one("#plot-latency").size.width >= AnalyzeScreen.CHART_ROOM
+            assert screen.query_one("#table-peers").has_class("-fitted") is fitted
+
+    check()
