@@ -118,7 +118,8 @@ def test_factories_keyed_on_identity_not_name(workspace: Workspace) -> None:
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("unchanged since last export") == 2
     reused = {p["model"]: p["sha256"] for p in json.loads(again.stdout)["programs"]}
-    assert reused == {"relu_model": programs["a"], "renamed": programs["b"]}
+    # Unnamed, a factory is called after its module and (not a generic "build") its function.
+    assert reused == {"my_factories-relu_model": programs["a"], "renamed": programs["b"]}
 
 
 def test_validated_run_does_not_take_an_unvalidated_program(workspace: Workspace) -> None:
