@@ -126,10 +126,11 @@ class _RealPipeline:
 
 
 def runners_dir(config_data: dict[str, Any]) -> Path:
-    """Where runners are built and where the run step looks for them: the config's `runners_dir`."""
-    from sme2tui.config import RunConfig
+    """Where runners are built and where the run step looks for them: the config's `runners_dir`, else the
+    per-user default (the same rule as the pipeline's)."""
+    from sme2tui.runners.location import runners_root
 
-    return Path(str(config_data.get("runners_dir") or RunConfig.model_fields["runners_dir"].default))
+    return runners_root(config_data.get("runners_dir") or None)
 
 
 def executorch_source() -> Path | None:

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run folder")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--output-root", type=Path, help="where run folders go (overrides the config)")
+    parser.add_argument("--runners-dir", type=Path, dest="top_runners_dir",
+                        help="where runners are built and found (overrides the config's runners_dir; default "
+                        "~/.cache/sme2tui/runners)")
     parser.add_argument("--categories", type=Path, help="operator-category rules (default: configs/categories.json)")
     parser.add_argument("--verbose", "-v", action="store_true", help="also print debug log lines")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", dest="sub_json")
         if name == "run":
             p.add_argument("--resume", type=Path, dest="sub_resume", metavar="RUN_DIR")
+            p.add_argument("--runners-dir", type=Path, dest="sub_runners_dir")
 
     p = sub.add_parser("analyze", help="analyze run folders again, run folders of Arm's SME2 profiling kit (into a "
                        "new run folder), or bare .etdump files from any runner")
@@ -127,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", choices=["host", "arm64", "android", "macos"])
     p.add_argument("--variants", default="sme2-on,sme2-off",
                    help="pair variants (android/macos): sme2-on, sme2-off, sme2-on-kernellog, sme2-off-kernellog")
-    p.add_argument("--runners-dir", type=Path, default=Path("build/runners"))
+    p.add_argument("--runners-dir", type=Path, help="where runners are built (default: the config key "
+                   "runners_dir's default, ~/.cache/sme2tui/runners)")
     p.add_argument("--source", type=Path, help="ExecuTorch source tree (android/macos; see `sme2tui setup`)")
     p.add_argument("--ndk", type=Path, help="Android NDK (default: $ANDROID_NDK / $ANDROID_NDK_HOME)")
     p.add_argument("--android-platform", default="android-26")
@@ -232,6 +237,11 @@ def cmd_auto(args: argparse.Namespace) -> int:
         Categorizer.load(args.categories)  # a bad rules file fails now, not after every cell was measured
     output_root = _output_root(args.output_root) or (args.resume.parent if args.resume else
                                                      Path(config.output_root))
+    if args.top_runners_dir:
+        from sme2tui.config import expand_path
+
+        config = config.model_copy(update={"runners_dir": str(expand_path(str(args.top_runners_dir),
+                                                                           "--runners-dir"))})
     printer = EventPrinter(args.verbose)
     pipeline = Pipeline(config, config_source=source, config_dir=config_dir, output_root=output_root,
                         resume=resume, categories=args.categories, cancel=threading.Event())
@@ -257,6 +267,12 @@ def cmd_auto(args: argparse.Namespace) -> int:
         print(f"finished with exit code {int(code)}: {EXIT_CODE_MEANINGS[code]}", file=sys.stderr)
         for cp in result.failed_checkpoints[:5]:
             print(f"  ✗ {cp.name} [{cp.subject}]: {cp.detail}\n    fix: {cp.fix}", file=sys.stderr)
+        failed_cells = [(cell_id, cell.get("error") or {}) for cell_id, cell in
+                        (pipeline.folder.manifest["cells"].items() if pipeline.folder else [])
+                        if cell.get("status") == "failed"]
+        for cell_id, cell_error in failed_cells[:5]:
+            print(f"  ✗ cell {cell_id}: {cell_error.get('what', 'failed')}\n    fix: "
+                  f"{cell_error.get('fix') or 'see the cell folder; re-run with --resume'}", file=sys.stderr)
     if args.json:
         _print_json(machine_summary(result, code, error))
     return int(code)
@@ -323,7 +339,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     printer = EventPrinter()
     finished: Any = None
-    for event in run_doctor(Path("runs")):
+    from sme2tui.runners.location import runners_root
+
+    output_root = _output_root(args.output_root) or Path("runs")
+    for event in run_doctor(output_root, runners_dir=runners_root(args.top_runners_dir)):
         printer(event)  # progress always goes to stderr; stdout carries only the JSON
         finished = event
     if args.sub_json:
@@ -427,6 +446,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The pipeline as a subcommand (same as `--auto`), for scripts that name every step."""
     args.auto = True
     args.config, args.resume, args.output_root = args.sub_config, args.sub_resume, args.sub_output_root
+    args.top_runners_dir = args.sub_runners_dir or args.top_runners_dir
     args.json = args.sub_json
     return cmd_auto(args)
 
@@ -478,7 +498,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                               "pass runs/<stamp>-<name>, the kit's output_root, or an .etdump file")
         from sme2tui.analysis.stage import analyze_run
         from sme2tui.events import StepFinished
-        from sme2tui.fileio import write_text_atomic
         from sme2tui.report.markdown import render_report
         from sme2tui.run.folder import RunFolder
 
@@ -486,21 +505,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         previous = folder.root / "analysis" / "summary.json"
         kit_section = _kit_section_of(previous)
         summary = None
-        for event in analyze_run(folder, config, categories=args.sub_categories):
-            printer(event)
-            if isinstance(event, StepFinished):
-                summary = event.data.get("summary")
-                if not event.ok:
-                    code = int(ExitCode.ANALYSIS)
-        if summary is not None and kit_section is not None:
-            from sme2tui.analysis.kit_run import carry_kit_section
-            from sme2tui.fileio import write_json_atomic
+        with folder.lock("analyze"):  # not while a run measures into it; writes analysis/ only
+            _lock_note(folder)
+            for event in analyze_run(folder, config, categories=args.sub_categories):
+                printer(event)
+                if isinstance(event, StepFinished):
+                    summary = event.data.get("summary")
+                    if not event.ok:
+                        code = int(ExitCode.ANALYSIS)
+            if summary is not None and kit_section is not None:
+                from sme2tui.analysis.kit_run import carry_kit_section
+                from sme2tui.fileio import write_json_atomic
 
-            write_json_atomic(previous, carry_kit_section(kit_section, summary))
-        if summary is not None:
-            write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
-            outputs.append({"run_dir": str(folder.root), "summary": str(folder.root / "analysis" / "summary.json"),
-                            "report": str(folder.root / "analysis" / "report.md")})
+                try:
+                    write_json_atomic(previous, carry_kit_section(kit_section, summary))
+                except OSError as exc:
+                    from sme2tui.storage import storage_error
+
+                    raise storage_error(exc, action="write the analysis", path=previous) from None
+            if summary is not None:
+                _write_report(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
+                outputs.append({"run_dir": str(folder.root),
+                                "summary": str(folder.root / "analysis" / "summary.json"),
+                                "report": str(folder.root / "analysis" / "report.md")})
     if args.sub_json:
         _print_json({"ok": code == 0, "analyzed": outputs})
     return code
@@ -508,9 +535,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _kit_section_of(summary_path: Path) -> dict[str, Any] | None:
     """The kit section of a run folder made from a kit run folder (kept when it is analyzed again)."""
-    try:
-        data = json.loads(summary_path.read_text())
-    except (OSError, ValueError):
+    from sme2tui.analysis.summary_shape import MAX_SUMMARY_BYTES
+    from sme2tui.run.folder import RunFolderDamaged, read_json_file
+
+    try:  # bounded: a summary that is /dev/zero or a FIFO is simply not a kit summary
+        data = read_json_file(summary_path, limit=MAX_SUMMARY_BYTES, what="summary.json", damaged_fix="")
+    except RunFolderDamaged:
         return None
     kit = data.get("kit") if isinstance(data, dict) else None
     return kit if isinstance(kit, dict) else None
@@ -539,19 +569,16 @@ def _analyze_kit(path: Path, args: argparse.Namespace, printer: EventPrinter) ->
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from sme2tui.analysis.runs_compare import compare_runs, render_comparison
+    from sme2tui.analysis.summary_shape import read_summary
     from sme2tui.kit.folder import looks_like_kit_folder
 
     summaries = []
-    for run_dir in (args.run_a, args.run_b):
+    for run_dir, role in ((args.run_a, "RUN_A"), (args.run_b, "RUN_B")):
         if run_dir.is_dir() and looks_like_kit_folder(run_dir):
             kit, _ok = _analyze_kit(run_dir, args, EventPrinter())
             summaries.append(kit.summary)
             continue
-        path = run_dir / "analysis" / "summary.json"
-        if not path.is_file():
-            raise ConfigError(f"{run_dir} has no analysis/summary.json", where=str(run_dir),
-                              fix=f"analyze it first: sme2tui analyze {run_dir}")
-        summaries.append(json.loads(path.read_text()))
+        summaries.append(read_summary(run_dir, role=role))
     result = compare_runs(summaries[0], summaries[1])
     print(render_comparison(result), file=sys.stderr)
     if args.sub_json:
@@ -574,23 +601,29 @@ def _drain(events: Any) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from sme2tui.runners.location import runners_root
+
+    runners_dir = runners_root(args.runners_dir)
     if args.target == "host":
         from sme2tui.runners.host import build_host_runner, host_build_dir
 
-        return _drain(build_host_runner(host_build_dir(args.runners_dir)))
+        return _drain(build_host_runner(host_build_dir(runners_dir)))
     if args.target == "arm64":
         from sme2tui.runners.arm64 import arm64_build_dir, build_arm64_runner
 
-        return _drain(build_arm64_runner(arm64_build_dir(args.runners_dir)))
-    from sme2tui.runners.pairs import build
+        return _drain(build_arm64_runner(arm64_build_dir(runners_dir)))
+    from sme2tui.runners.pairs import build, check_build_host
     from sme2tui.runners.source_tree import default_ref, default_source_dir
 
+    # What cannot work on this machine at all (macOS pairs off a Mac, Android without an NDK) is said before
+    # asking for an ExecuTorch source tree, which takes minutes to clone.
+    check_build_host(args.target, args.ndk)
     source = args.source or default_source_dir(default_ref())
     if not source.is_dir():
         raise ConfigError(f"no ExecuTorch source tree at {source}", where="--source",
                           fix="run `sme2tui setup executorch` first (or pass --source DIR)")
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    return _drain(build(args.target, variants, source_dir=source, build_root=args.runners_dir, ndk=args.ndk,
+    return _drain(build(args.target, variants, source_dir=source, build_root=runners_dir, ndk=args.ndk,
                         android_platform=args.android_platform))
 
 
@@ -605,20 +638,41 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sme2tui.fileio import write_text_atomic
+    from sme2tui.analysis.summary_shape import read_summary
     from sme2tui.report.markdown import render_report
-    from sme2tui.run.folder import RunFolder
+    from sme2tui.run.folder import RunFolder, RunFolderDamaged
 
     folder, _config = RunFolder.open(args.run_dir)
-    summary_path = folder.root / "analysis" / "summary.json"
-    if not summary_path.is_file():
-        raise ConfigError("this run has not been analyzed yet", where=str(folder.root),
-                          fix=f"run `sme2tui analyze {folder.root}` first")
-    summary = json.loads(summary_path.read_text())
-    out = folder.root / "analysis" / "report.md"
-    write_text_atomic(out, render_report(summary, folder.manifest))
+    with folder.lock("report"):
+        _lock_note(folder)
+        summary = read_summary(folder.root)
+        try:
+            text = render_report(summary, folder.manifest)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # The checked shape covers what compare needs; the report reads deeper (operators, evidence).
+            raise RunFolderDamaged(f"analysis/summary.json does not have the shape this sme2tui writes "
+                                   f"({type(exc).__name__}: {str(exc)[:80]})", where=str(folder.root / "analysis"),
+                                   fix=f"analyze the run again (it rewrites analysis/): sme2tui analyze {folder.root}"
+                                   ) from None
+        out = folder.root / "analysis" / "report.md"
+        _write_report(out, text)
     print(out)
     return 0
+
+
+def _lock_note(folder: Any) -> None:
+    if folder.folder_lock is not None and folder.folder_lock.note:
+        print(f"note: {folder.folder_lock.note}", file=sys.stderr)
+
+
+def _write_report(path: Path, text: str) -> None:
+    from sme2tui.fileio import write_text_atomic
+    from sme2tui.storage import storage_error
+
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise storage_error(exc, action="write the report", path=path) from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -662,9 +716,15 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("SME2TUI_DEBUG"))
+    words = list(argv if argv is not None else sys.argv[1:])
+    # --debug is accepted anywhere (before or after the subcommand), not only where argparse defines it.
+    debug = "--debug" in words[:words.index("--")] if "--" in words else "--debug" in words
+    debug = debug or bool(os.environ.get("SME2TUI_DEBUG"))
+    if "--debug" in words:
+        cut = words.index("--") if "--" in words else len(words)
+        words = [w for w in words[:cut] if w != "--debug"] + words[cut:]
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(words)
         if args.command:
             return COMMANDS[args.command](args)
         if args.auto or args.resume:
@@ -680,18 +740,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        from sme2tui.storage import is_user_oserror, storage_error
+
+        if not is_user_oserror(exc):
+            return _internal_error(debug)
+        error = storage_error(exc, action="write or read a file")
+        print(error.render(), file=sys.stderr)
+        if _wants_json(argv):
+            _print_json({"ok": False, "exit_code": int(error.exit_code), "error": error.to_dict()})
+        return int(error.exit_code)
     except Exception:
-        if debug:
-            traceback.print_exc()
-        else:
-            path = Path.home() / ".cache" / "sme2tui" / "last-error.txt"
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(traceback.format_exc())
-                saved = f"the traceback is saved in {path}"
-            except OSError:
-                saved = "re-run with --debug to see the traceback"
-            exc_type, exc_value = sys.exc_info()[:2]
-            print(f"internal error: {exc_type.__name__ if exc_type else 'error'}: {exc_value}\n"
-                  f"  this is a bug in sme2tui; {saved}; please report it", file=sys.stderr)
+        return _internal_error(debug)
+
+
+def _internal_error(debug: bool) -> int:
+    """A bug: say so, keep the traceback (exit 1 means this and nothing else). Called inside `except`."""
+    if debug:
+        traceback.print_exc()
         return int(ExitCode.INTERNAL)
+    from sme2tui.runners.location import user_cache_dir
+
+    path = user_cache_dir() / "last-error.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+        saved = f"the traceback is saved in {path}"
+    except OSError:
+        saved = "re-run with --debug to see the traceback"
+    exc_type, exc_value = sys.exc_info()[:2]
+    print(f"internal error: {exc_type.__name__ if exc_type else 'error'}: {exc_value}\n"
+          f"  this is a bug in sme2tui; {saved}; please report it", file=sys.stderr)
+    return int(ExitCode.INTERNAL)

@@ -192,6 +192,9 @@ class HostTarget(_Strict):
     cpu_affinity: CpuList | None = Field(
         None, description="Pin runs to these CPU ids (Linux; checked against the CPUs this process may use before a "
         "run). Default: no pinning.")
+    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        600.0, description="Stop a runner process (one round of a native runner, or a whole group on the Python "
+        "runtime) that takes longer than this many seconds; the cell fails with a timeout and the run goes on.")
 
     @field_validator("cpu_affinity")
     @classmethod
@@ -280,7 +283,10 @@ class RunConfig(_Strict):
     profile: bool = Field(True, description="Collect an ETDump (per-operator times). Off = timing only.")
     target: HostTarget | AndroidTarget | EmulatedTarget = Field(default_factory=HostTarget, discriminator="kind")
     output_root: PathText = Field("runs", description="Where run folders go (`~` is your home folder).")
-    runners_dir: PathText = Field("build/runners", description="Where `sme2tui build` puts runners.")
+    runners_dir: PathText | None = Field(
+        None, description="Where runners are built and found (`sme2tui build --runners-dir`, `--runners-dir`). "
+        "Default: the user cache, $XDG_CACHE_HOME/sme2tui/runners or ~/.cache/sme2tui/runners; `~` is your home "
+        "folder.")
     validate_numerics: bool = True
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
 
@@ -423,6 +429,13 @@ class RunConfig(_Strict):
 
     def model(self, model_id: str) -> ModelSpec:
         return next(m for m in self.models if m.id == model_id)
+
+    @property
+    def runners_path(self) -> Path:
+        """Where this run's runners are built and found (see `sme2tui.runners.location`)."""
+        from sme2tui.runners.location import runners_root
+
+        return runners_root(self.runners_dir)
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude={"schema_"}), sort_keys=True)
@@ -673,7 +686,7 @@ def resolve_paths(config: RunConfig, *, base: Path) -> RunConfig:
     resolved = config.model_copy(update={
         "models": models, "variants": variants,
         "output_root": str(expand_path(config.output_root, "output_root")),
-        "runners_dir": str(expand_path(config.runners_dir, "runners_dir")),
+        "runners_dir": str(expand_path(config.runners_dir, "runners_dir")) if config.runners_dir else None,
     })
     _check_ready_program_facts(resolved)
     return resolved

@@ -197,15 +197,68 @@ def check_host_sme(facts: HostFacts) -> Check:
     )
 
 
+MIN_FREE_BYTES = 100 * 10**6  # a quickstart run folder is ~3 MB and its exports ~5 MB; big models take more
+LOW_FREE_BYTES = 10**9
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why nothing can be written at `path` (read-only, not permitted, a file in the way), or None."""
+    from sme2tui.storage import is_read_only, nearest_existing
+
+    probe = nearest_existing(path)
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    if is_read_only(probe):
+        return f"the file system at {probe} is read-only"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"no permission to write in {probe}"
+    return None
+
+
 def check_disk(path: Path) -> Check:
-    probe = path if path.exists() else Path.cwd()
-    free_gb = shutil.disk_usage(probe).free / 1e9
-    if free_gb < 1:
-        return Check("disk", "fail", f"{free_gb:.1f} GB free at {probe}", "free some space (runs need ~100 MB)")
-    return Check("disk", "pass", f"{free_gb:.0f} GB free at {probe}")
+    """Where run folders go: writable, and room for runs (the same threshold the run step refuses below)."""
+    from sme2tui.storage import free_bytes, nearest_existing
+
+    probe = nearest_existing(path)
+    problem = _unwritable(path)
+    if problem:
+        return Check("disk", "fail", f"run folders cannot be written: {problem}",
+                     "choose a writable folder for runs (--output-root DIR or output_root in the config)")
+    free = free_bytes(probe)
+    if free is None:
+        return Check("disk", "warn", f"cannot tell the free space at {probe}", "check the disk (df -h)")
+    shown = f"{free / 1e9:.1f} GB" if free >= 10**8 else f"{free // 10**6} MB"
+    if free < MIN_FREE_BYTES:
+        return Check("disk", "fail", f"{shown} free at {probe}: runs need at least {MIN_FREE_BYTES // 10**6} MB",
+                     f"free some space (runs need at least {MIN_FREE_BYTES // 10**6} MB: the quickstart's run "
+                     "folder and exports take ~10 MB, bigger models more), or choose another folder with "
+                     "--output-root")
+    if free < LOW_FREE_BYTES:
+        return Check("disk", "warn", f"{shown} free at {probe}: enough for small runs, tight for big models",
+                     "free some space before measuring big models or many iterations")
+    return Check("disk", "pass", f"{shown} free at {probe}")
 
 
-def all_checks(output_root: Path = Path("runs"), adb_server: str | None = None) -> list[Callable[[], Check]]:
+def check_runners_dir(path: Path | None = None) -> Check:
+    """Where runners are built and found: the same folder `sme2tui build` and the run step use."""
+    from sme2tui.runners.host import find_host_runner
+    from sme2tui.runners.location import runners_root
+
+    root = path if path is not None else runners_root(None)
+    built = find_host_runner(root)
+    if built is not None:
+        return Check("runners", "pass", f"host runner built at {built}", required_for="runner builds")
+    problem = _unwritable(root)
+    if problem:
+        return Check("runners", "warn", f"runners cannot be built in {root}: {problem}; host runs fall back to the "
+                     "ExecuTorch Python runtime", "point runners_dir in the config (or --runners-dir) at a writable "
+                     "folder", "runner builds")
+    return Check("runners", "pass", f"runners are built in {root} (the host runner on first use)",
+                 required_for="runner builds")
+
+
+def all_checks(output_root: Path = Path("runs"), adb_server: str | None = None,
+               runners_dir: Path | None = None) -> list[Callable[[], Check]]:
     facts = collect_host_facts()
     return [
         check_python,
@@ -219,6 +272,7 @@ def all_checks(output_root: Path = Path("runs"), adb_server: str | None = None) 
         check_ndk,
         lambda: check_adb(endpoint=adb_server),
         lambda: check_disk(output_root),
+        lambda: check_runners_dir(runners_dir),
     ]
 
 
@@ -230,20 +284,20 @@ def emulation_checks() -> list[Check]:
             for name, status, detail, fix in found()]
 
 
-def _results(output_root: Path, adb_server: str | None = None) -> Iterator[Check]:
-    for check in all_checks(output_root, adb_server):
+def _results(output_root: Path, adb_server: str | None = None, runners_dir: Path | None = None) -> Iterator[Check]:
+    for check in all_checks(output_root, adb_server, runners_dir):
         yield check()
     yield from emulation_checks()
 
 
 def run_doctor(output_root: Path = Path("runs"), *, target: str | None = None,
-               adb_server: str | None = None) -> Iterator[Event]:
+               adb_server: str | None = None, runners_dir: Path | None = None) -> Iterator[Event]:
     """Every check, or with a `target` ("host", "android", "emulated") only those that target's runs depend on
     plus the common ones (no adb/NDK noise for a host run, no emulation noise for a phone). `adb_server`: the
     config's, checked instead of the default one."""
     yield StepStarted("doctor", "Environment check")
     results: list[Check] = []
-    for result in _results(output_root, adb_server):
+    for result in _results(output_root, adb_server, runners_dir):
         if target is not None and result.required_for in ("android", "emulated") and result.required_for != target:
             continue
         results.append(result)

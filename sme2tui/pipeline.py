@@ -7,6 +7,7 @@ manifest, and leaves the folder in a truthful state however it stops (done, fail
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -16,14 +17,16 @@ from typing import Any
 from sme2tui.analysis.stage import analyze_run
 from sme2tui.config import RunConfig
 from sme2tui.doctor import check_package
-from sme2tui.errors import EnvironmentProblem, Interrupted
+from sme2tui.errors import EnvironmentProblem, Interrupted, Sme2Error
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, StepFinished, StepStarted, to_json
 from sme2tui.exit_codes import ExitCode
 from sme2tui.export.stage import ExportedProgram, ExportKey, run_exports
 from sme2tui.fileio import write_text_atomic
 from sme2tui.report.markdown import render_report
-from sme2tui.run.folder import RunFolder
+from sme2tui.run.cells import plan_cells
+from sme2tui.run.folder import RunFolder, resume_hint, utc_now
 from sme2tui.run.stage import preflight, run_cells
+from sme2tui.storage import is_user_oserror, storage_error
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Pipeline:
         self.config_dir = config_dir
         self.output_root = output_root
         self.folder = resume
+        self.resuming = resume is not None
         self.categories = categories
         self.cancel = cancel or threading.Event()
         self.result = PipelineResult()
@@ -59,11 +63,20 @@ class Pipeline:
     def _record(self, events: Iterator[Event]) -> Iterator[Event]:
         """Mirror every event into the run folder before handing it on."""
         assert self.folder is not None
-        log = (self.folder.root / "logs" / "events.jsonl").open("a", encoding="utf-8")
+        path = self.folder.root / "logs" / "events.jsonl"
+        try:
+            log = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise storage_error(exc, action="open the run's event log", path=path,
+                                after=resume_hint(self.folder.root)) from None
         try:
             for event in events:
-                log.write(to_json(event) + "\n")
-                log.flush()
+                try:
+                    log.write(to_json(event) + "\n")
+                    log.flush()
+                except OSError as exc:
+                    raise storage_error(exc, action="write the run's event log", path=path,
+                                        after=resume_hint(self.folder.root)) from None
                 if isinstance(event, Checkpoint):
                     self.folder.add_checkpoint({"step": event.step, "name": event.name, "status": event.status,
                                                 "detail": event.detail, "fix": event.fix, "subject": event.subject})
@@ -71,7 +84,8 @@ class Pipeline:
                         self.result.failed_checkpoints.append(event)
                 yield event
         finally:
-            log.close()
+            with contextlib.suppress(OSError):  # a full disk may refuse the last flush; the manifest says so
+                log.close()
 
     def _doctor(self) -> Generator[Event, None, list[Checkpoint]]:
         """The environment check, first. A failed check that every run needs stops here, before any work."""
@@ -79,7 +93,8 @@ class Pipeline:
 
         checks: list[Checkpoint] = []
         adb_server = getattr(self.config.target, "adb_server", None)  # an Android config's own server
-        for event in run_doctor(self.output_root, target=self.config.target.kind, adb_server=adb_server):
+        for event in run_doctor(self.output_root, target=self.config.target.kind, adb_server=adb_server,
+                                runners_dir=self.config.runners_path):
             if isinstance(event, Checkpoint):
                 checks.append(event)
             yield event
@@ -89,25 +104,54 @@ class Pipeline:
             raise EnvironmentProblem(first.detail, where=f"doctor: {first.name}", fix=first.fix)
         return checks
 
+    def _resume(self, folder: RunFolder) -> Iterator[Event]:
+        """Take over an interrupted (or stopped) run: note a stale lock, re-queue cells whose files are gone."""
+        entry: dict[str, Any] = {"utc": utc_now()}
+        note = folder.folder_lock.note if folder.folder_lock is not None else None
+        if note:
+            entry["lock"] = note
+            yield LogLine("run", note, "warning", "sme2tui")
+        damaged = folder.damaged_cells(plan_cells(self.config))
+        for cell_id, reason in damaged.items():
+            moved = folder.requeue(cell_id, reason)
+            aside = f"; its remaining files were moved to {moved}" if moved else ""
+            yield LogLine("run", f"cell {cell_id} was done, but {reason}: measuring it again{aside}", "warning",
+                          "sme2tui")
+        if damaged:
+            entry["remeasured"] = damaged
+        done = sum(1 for c in folder.manifest["cells"].values() if c.get("status") == "done")
+        entry["cells_already_done"] = done
+        folder.manifest["resumed"].append(entry)
+        folder.make_reserve()
+        folder.update(status="running")
+        yield LogLine("run", f"resuming {folder.root}: {done} cells already done", "info", "sme2tui")
+
     def events(self) -> Generator[Event, None, None]:
         require_runtime()
         preflight(self.config, self.config_dir)
+        if self.folder is not None:
+            self.folder.lock("resume")  # a live run in this folder is refused before any work
+        try:
+            yield from self._events()
+        finally:
+            if self.folder is not None:
+                self.folder.unlock()
+
+    def _events(self) -> Generator[Event, None, None]:
         doctor_checks = yield from self._doctor()
         if self.folder is None:
             self.folder = RunFolder.create(self.config, output_root=self.output_root, config_source=self.config_source)
+            self.result.run_dir = self.folder.root
             yield LogLine("run", f"run folder: {self.folder.root}", "info", "sme2tui")
-        else:
-            done = sum(1 for c in self.folder.manifest["cells"].values() if c.get("status") == "done")
-            self.folder.manifest["resumed"].append({"cells_already_done": done})
-            self.folder.update(status="running")
-            yield LogLine("run", f"resuming {self.folder.root}: {done} cells already done", "info", "sme2tui")
-        self.result.run_dir = self.folder.root
         folder = self.folder
-        # The environment as found (kept apart from the run's warnings: an absent ADB server is not news
-        # for a host run).
-        folder.update(environment=[{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
-                                   for c in doctor_checks])
+        self.result.run_dir = folder.root
         try:
+            if self.resuming:
+                yield from self._resume(folder)
+            # The environment as found (kept apart from the run's warnings: an absent ADB server is not news
+            # for a host run).
+            folder.update(environment=[{"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                                       for c in doctor_checks])
             yield from self._record(self._steps(folder))
             folder.finish(self.result.status)  # after the event log is closed, so its hash is final
         except GeneratorExit:
@@ -120,6 +164,16 @@ class Pipeline:
             self._stop(folder, "interrupted")
             self.result.exit_code = ExitCode.INTERRUPTED
             raise self.interrupted_error() from None
+        except Sme2Error as exc:
+            self._stop(folder, "failed", exc)
+            raise
+        except OSError as exc:
+            if not is_user_oserror(exc):
+                self._stop(folder, "failed")
+                raise
+            error = storage_error(exc, action="continue the run", after=resume_hint(folder.root))
+            self._stop(folder, "failed", error)
+            raise error from None
         except BaseException:
             self._stop(folder, "failed")
             raise
@@ -129,12 +183,16 @@ class Pipeline:
         return Interrupted("interrupted; completed cells are kept", where=where,
                            fix=f"continue with: sme2tui --auto --resume {where}")
 
-    def _stop(self, folder: RunFolder, status: str) -> None:
+    def _stop(self, folder: RunFolder, status: str, error: Sme2Error | None = None) -> None:
         for cell in folder.manifest["cells"].values():
             if cell.get("status") in ("running", "queued"):
                 cell["status"] = "interrupted" if status == "interrupted" else "not-run"
-        folder.finish(status)
         self.result.status = status
+        record = {**error.to_dict(), "utc": utc_now()} if error is not None else None
+        # If even the reserve cannot make room, the error still reaches the user; the manifest keeps its last
+        # state, and --resume redoes whatever it does not list as done.
+        with contextlib.suppress(Sme2Error, OSError):
+            folder.finish(status, record)
 
     def _build_host_runner(self) -> Iterator[Event]:
         """Build the native host runner when a host variant wants it and it is missing or stale.
@@ -146,11 +204,11 @@ class Pipeline:
         from sme2tui.runners.host import build_host_runner, find_host_runner, host_build_dir
 
         wanted = {v.runner for v in self.config.variants} & {"auto", "native"}
-        runners_dir = Path(self.config.runners_dir)
+        runners_dir = self.config.runners_path
         if self.config.target.kind != "host" or not wanted or find_host_runner(runners_dir) is not None:
             return
         try:
-            yield from build_host_runner(host_build_dir(runners_dir), cancel=self.cancel)
+            yield from build_host_runner(host_build_dir(runners_dir), cancel=self.cancel, reuse_current=True)
         except Sme2Error as exc:
             if "native" in wanted:
                 raise
@@ -162,7 +220,7 @@ class Pipeline:
         """The emulated target's arm64 runner, built (seconds) when missing or stale."""
         from sme2tui.runners.arm64 import arm64_build_dir, build_arm64_runner, find_arm64_runner
 
-        runners_dir = Path(self.config.runners_dir)
+        runners_dir = self.config.runners_path
         if self.config.target.kind == "emulated" and find_arm64_runner(runners_dir) is None:
             yield from build_arm64_runner(arm64_build_dir(runners_dir), cancel=self.cancel)
 
@@ -189,9 +247,16 @@ class Pipeline:
                 analyze_ok = event.ok
                 summary = event.data.get("summary")
             yield event
+        if summary is not None:
+            folder.record_analysis(summary)  # the run's result as it finished; analysis/ stays the source
         yield StepStarted("report", "Write the report")
         if summary is not None:
-            write_text_atomic(folder.root / "analysis" / "report.md", render_report(summary, folder.manifest))
+            report = folder.root / "analysis" / "report.md"
+            try:
+                write_text_atomic(report, render_report(summary, folder.manifest))
+            except OSError as exc:
+                raise storage_error(exc, action="write the report", path=report,
+                                    after=resume_hint(folder.root)) from None
             yield ArtifactWritten("report", "analysis/report.md", "report")
         self.result.summary = summary
         cells = folder.manifest["cells"].values()

@@ -71,8 +71,13 @@ def test_compare_command_needs_analyzed_runs(tmp_path: Path) -> None:
         shutil.copy(REPO / "tests" / "data" / "report" / "summary.json", tmp_path / name / "analysis")
     ok = run_cli("compare", "--json", tmp_path / "a", tmp_path / "b")
     assert ok.returncode == 0 and json.loads(ok.stdout)["cells"]
-    missing = run_cli("compare", tmp_path / "a", tmp_path)
-    assert missing.returncode == ExitCode.CONFIG and "sme2tui analyze" in missing.stderr
+    not_a_run = run_cli("compare", tmp_path / "a", tmp_path)  # no manifest: analyzing it would fail too
+    assert not_a_run.returncode == ExitCode.CONFIG and "not a run folder" in not_a_run.stderr
+    assert "sme2tui analyze" not in not_a_run.stderr
+    unanalyzed = tmp_path / "run"
+    shutil.copytree(REPO / "runs" / "reference", unanalyzed, ignore=shutil.ignore_patterns("analysis"))
+    missing = run_cli("compare", tmp_path / "a", unanalyzed)
+    assert missing.returncode == ExitCode.CONFIG and f"sme2tui analyze {unanalyzed}" in missing.stderr
 
 
 def test_shape_check_passes_on_itself_and_flags_a_different_shape() -> None:

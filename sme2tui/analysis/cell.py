@@ -11,7 +11,6 @@ Statistic conventions (said again in every report):
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sme2tui.analysis.aggregate import sample_traces
 from sme2tui.analysis.categorize import ALL_BUCKETS, OVERHEAD, Categorizer, kernel_info
 from sme2tui.analysis.stats import Summary, first_iteration_outlier, noise_warnings, summarize
+from sme2tui.analysis.timing_file import read_timing
 from sme2tui.errors import AnalysisError
 from sme2tui.etdump import read_etdump
 
@@ -122,13 +122,7 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
     """Analyze one cell folder (`timing.json` and, when profiled, `etdump.etdp`)."""
     cell_id = cell_dir.name
     timing_path = cell_dir / "timing.json"
-    timing: dict[str, Any] = {}
-    if timing_path.is_file():
-        try:
-            timing = json.loads(timing_path.read_text())
-        except json.JSONDecodeError:
-            raise AnalysisError("timing.json is not valid JSON", where=str(timing_path),
-                                fix="re-run this cell with --resume after deleting its folder") from None
+    timing = read_timing(timing_path)  # bounded, shape-checked: a damaged file is an AnalysisError
     warnings: list[str] = []
     wall = None
     if timing.get("iterations_ns"):

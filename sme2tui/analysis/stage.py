@@ -21,6 +21,7 @@ from sme2tui.fileio import write_json_atomic, write_text_atomic
 from sme2tui.reference import squeezesam
 from sme2tui.run.cells import Cell, plan_cells
 from sme2tui.run.folder import RunFolder
+from sme2tui.storage import BadPath, storage_error
 
 LATENCY_STATISTIC = ("end-to-end latency = Method::execute per measured iteration from the ETDump "
                      "(wall clock per iteration when profiling is off); warmup iterations excluded")
@@ -142,10 +143,19 @@ def _peer_metrics(folder: RunFolder, config: RunConfig, cells: dict[str, CellAna
 
 
 def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None = None) -> Iterator[Event]:
+    """Analyze every measured cell and write `analysis/` — and only `analysis/`: the manifest describes the
+    run as it was measured and is never rewritten here (a committed run stays byte-identical). The pipeline
+    copies the result into the manifest of the run it is making."""
     yield StepStarted("analyze", "Analyze ETDumps")
+    out = folder.root / "analysis"
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BadPath(f"{out} is not a folder, so the analysis cannot be written there", where=str(out),
+                      fix="move it out of the way (sme2tui writes the analysis into the folder analysis/)")
     categorizer = Categorizer.load(categories)
     cells: dict[str, CellAnalysis] = {}
     failed: list[str] = []
+    cell_errors: dict[str, dict[str, str | None]] = {}
+    new_warnings: list[str] = []
     for cell in plan_cells(config):
         record = folder.manifest["cells"].get(cell.id, {})
         if record.get("status") != "done":
@@ -155,14 +165,13 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                                     iterations=record.get("iterations"), categorizer=categorizer)
         except AnalysisError as exc:
             failed.append(cell.id)
-            folder.set_cell(cell.id, analysis_error={"what": exc.what, "where": exc.where, "fix": exc.fix})
-            yield Checkpoint("analyze", "etdump readable", "fail", exc.what, exc.fix or "", subject=cell.id)
+            fix = (exc.fix or "").replace("RUN_DIR", str(folder.root))  # the command as it can be pasted
+            cell_errors[cell.id] = {"what": exc.what, "where": exc.where, "fix": fix}
+            yield Checkpoint("analyze", "etdump readable", "fail", exc.what, fix, subject=cell.id)
             continue
         cells[cell.id] = analysis
-        folder.set_cell(cell.id, stats={"latency_ms": analysis.latency.to_dict(), "source": analysis.source,
-                                        "categories_ms": analysis.categories_ms})
         for warning in analysis.warnings if config.target.kind != "emulated" else []:
-            folder.add_warning(warning)
+            new_warnings.append(warning)
             yield Checkpoint("analyze", "measurement quality", "warn", warning,
                              "close other programs, pin cores (target.cpu_affinity), add iterations",
                              subject=cell.id)
@@ -224,12 +233,12 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         unverified = unverified_builds(config, folder.manifest)
         comparison = comparison_label(config, sme2_capable, unverified)
         if unverified:
-            folder.add_warning(comparison["note"])
+            new_warnings.append(comparison["note"])
             yield Checkpoint("analyze", "pair builds", "warn", comparison["note"],
                              "build the pair with `sme2tui build android|macos` (identical CMake caches but for the "
                              "SME switches), or accept the result as build vs build", subject=", ".join(unverified))
         if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
-            folder.add_warning(comparison["note"])
+            new_warnings.append(comparison["note"])
         for variant in config.variants:
             members = [(a, folder.cell_dir(a.cell_id)) for a in cells.values() if a.variant == variant.name]
             if members:
@@ -252,12 +261,26 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         "cells": cell_dicts,
         "pairs": [p.to_dict() for p in pairs],
         "failed_cells": failed,
+        "cell_errors": cell_errors,
         "reference": squeezesam(),
         "evidence": evidence_out,
         **({"emulated": emulated} if emulated is not None else {}),
-        "warnings": list(folder.manifest.get("warnings", [])),
+        "warnings": list(dict.fromkeys([*new_warnings, *folder.manifest.get("warnings", [])])),
     }
-    out = folder.root / "analysis"
+    try:
+        yield from _write_outputs(folder, out, summary, cells, categorizer)
+    except OSError as exc:
+        raise storage_error(exc, action="write the analysis", path=out,
+                            after=f"then analyze again: sme2tui analyze {folder.root}") from None
+    reference = load_reference_summary()
+    if reference is not None and reference.get("run") != summary["run"]:
+        yield from compare_shape(summary, reference)
+    yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cells analyzed, {len(pairs)} pairs",
+                       data={"summary": summary})
+
+
+def _write_outputs(folder: RunFolder, out: Path, summary: dict[str, Any], cells: dict[str, CellAnalysis],
+                   categorizer: Categorizer) -> Iterator[Event]:
     write_json_atomic(out / "summary.json", summary)
     from sme2tui.report.charts import write_charts
     from sme2tui.report.trace import write_chrome_trace
@@ -274,15 +297,6 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         yield ArtifactWritten("analyze", "analysis/trace.json", "trace")
     write_text_atomic(out / "categories.csv", _categories_csv(cells))
     write_text_atomic(out / "operators.csv", _operators_csv(cells))
-    write_text_atomic(out / "peers.csv", _rows_csv(peers_csv_rows(cell_dicts)))
-    folder.update(comparison=comparison,
-                  pairs=[{"model": p.model, "dtype": p.dtype, "threads": p.threads, "speedup": p.speedup.to_dict(),
-                          "baseline_median_ms": p.baseline_median_ms, "candidate_median_ms": p.candidate_median_ms}
-                         for p in pairs])
+    write_text_atomic(out / "peers.csv", _rows_csv(peers_csv_rows(summary["cells"])))
     for name in ("summary.json", "categories.csv", "operators.csv", "peers.csv"):
         yield ArtifactWritten("analyze", f"analysis/{name}", "table")
-    reference = load_reference_summary()
-    if reference is not None and reference.get("run") != summary["run"]:
-        yield from compare_shape(summary, reference)
-    yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cells analyzed, {len(pairs)} pairs",
-                       data={"summary": summary})

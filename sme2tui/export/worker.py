@@ -30,6 +30,7 @@ from sme2tui.export.results import (
     TensorFile,
 )
 from sme2tui.fileio import sha256_file
+from sme2tui.workers.launcher import report_user_error
 from sme2tui.workers.protocol import emit, open_channel
 
 os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -360,6 +361,20 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
     return folder
 
 
+def _storage_failure(exc: OSError, cache_root: Path, action: str) -> int:
+    """Report a disk problem as a user error (exit 3 with what/where/fix) and drop half-written entries."""
+    from sme2tui.storage import is_user_oserror, storage_error
+
+    if not is_user_oserror(exc):
+        raise exc
+    for partial in cache_root.glob(f".*.tmp{os.getpid()}"):
+        shutil.rmtree(partial, ignore_errors=True)  # a half-written entry only takes space
+    error = storage_error(exc, action=action, path=cache_root,
+                          after="then run again (finished exports are cached)")
+    report_user_error(error.what, error.where, error.fix, exit_code=int(error.exit_code))
+    return 3
+
+
 def main(job_path: str) -> int:
     open_channel()
     job = json.loads(Path(job_path).read_text())
@@ -368,8 +383,11 @@ def main(job_path: str) -> int:
     versions = {"executorch": executorch.version.__version__, "executorch_git": executorch.version.git_version,
                 "torch": torch.__version__, "torch_git": torch.version.git_version}
     cache_root = Path(job["cache_root"])
-    cache_root.mkdir(parents=True, exist_ok=True)
     items = job["items"]
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _storage_failure(exc, cache_root, "create the export cache")
     for index, item in enumerate(items):
         emit(Progress("export", index, len(items), f"exporting {item['subject']}", item["subject"]))
         try:
@@ -377,6 +395,8 @@ def main(job_path: str) -> int:
         except ItemFailed as exc:
             emit(Checkpoint("export", "export", "fail", exc.what, exc.fix, subject=item["subject"]))
             continue
+        except OSError as exc:  # a full or read-only disk under the cache is the user's to fix, not a crash
+            return _storage_failure(exc, cache_root, f"write the exported program for {item['subject']}")
         record = ExportRecord.model_validate_json((folder / "export.json").read_text())
         n = record.numerics
         emit(Checkpoint("export", "numerics vs eager", n.status, n.detail, n.fix, subject=item["subject"]))

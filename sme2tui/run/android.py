@@ -61,9 +61,9 @@ def android_runner(config: RunConfig, variant_name: str) -> Path:
     if variant.runner in ("auto", "native", "python"):
         raise ConfigError(f"variant `{variant_name}` uses runner `{variant.runner}`, which only exists on the host",
                           where=where, fix="name a built Android runner (sme2-on, sme2-off) or a binary path")
-    binary = find_pair_runner(Path(config.runners_dir), "android", variant.runner)
+    binary = find_pair_runner(config.runners_path, "android", variant.runner)
     if binary is None:
-        raise ConfigError(f"Android runner `{variant.runner}` is not built in {config.runners_dir}", where=where,
+        raise ConfigError(f"Android runner `{variant.runner}` is not built in {config.runners_path}", where=where,
                           fix=f"sme2tui setup executorch && sme2tui build android --variants {variant.runner}")
     return binary
 

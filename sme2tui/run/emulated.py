@@ -152,9 +152,9 @@ def run_emulated(config: RunConfig, folder: RunFolder, cells: list[Cell], ptes: 
     assert isinstance(config.target, EmulatedTarget)
     target = config.target
     emulator = load_emulator()
-    binary = find_arm64_runner(Path(config.runners_dir))
+    binary = find_arm64_runner(config.runners_path)
     if binary is None:
-        raise ConfigError(f"the arm64 runner is not built (or is stale) in {config.runners_dir}",
+        raise ConfigError(f"the arm64 runner is not built (or is stale) in {config.runners_path}",
                           where="runners_dir", fix="sme2tui build arm64 (about 5 s)")
     folder.record_runner(binary)
     probes = probe_variants(config, emulator)

@@ -3,12 +3,19 @@
 A group's variants alternate between rounds (A B, then B A, …): the native runner cannot hold two
 variants in one process, so interleaving happens at the process level. Each round does its own warmup in
 its own process; the analysis drops it and concatenates the measured iterations of every round.
+
+A runner is a program we do not trust blindly: it runs in its own process group (a timeout, Ctrl-C or
+cancel kills the group, children included), its stderr is kept on disk and only its tail is read, and its
+timing output is checked (shape, count, finite non-negative times) before a single number is used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,15 +27,24 @@ from typing import Any
 from sme2tui.config import RunConfig
 from sme2tui.errors import Interrupted
 from sme2tui.events import CellStatus, Event, LogLine
+from sme2tui.fileio import read_tail, write_text_atomic
 from sme2tui.run.cells import Cell
 from sme2tui.run.commands import flavour_of, runner_argv, split_rounds
-from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.run.folder import RunFolder, resume_hint, utc_now
+from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
+
+MAX_TIMING_BYTES = 16 * 2**20  # 100k iterations of nanosecond integers are ~2 MB
+STDERR_TAIL_CHARS = 2000
 
 
 class CellFailed(Exception):
     def __init__(self, cell_id: str, what: str, detail: str) -> None:
         super().__init__(what)
         self.cell_id, self.what, self.detail = cell_id, what, detail
+
+
+class RunnerLied(Exception):
+    """The runner exited 0 but its output cannot be what we asked for."""
 
 
 def _affinity(cpus: list[int] | None) -> Any:
@@ -83,50 +99,104 @@ PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a l
 HEARTBEAT_S = 1.0
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the runner's whole process group (it was started in its own session): no orphans."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,
                cancel: threading.Event | None, timeout: float,
-               heartbeat: Callable[[float], Event]) -> Generator[Event, None, tuple[int, float, int | None]]:
+               heartbeat: Callable[[float], Event]) -> Generator[Event, None, tuple[int, float, bool, int | None]]:
     """Run one round; yields `heartbeat(elapsed seconds)` about once a second and returns (exit code, seconds,
-    the runner process's peak RSS in bytes as the host measured it)."""
-    out = (cell_dir / f"stdout-r{round_index}.log").open("wb")
-    err = (cell_dir / f"stderr-r{round_index}.log").open("wb")
+    timed out, the runner process's peak RSS in bytes as the host measured it). stdout/stderr go to files in
+    the cell folder, never to memory."""
     started = time.monotonic()
     beat = started
     peak: int | None = None
+    with (cell_dir / f"stdout-r{round_index}.log").open("wb") as out, \
+            (cell_dir / f"stderr-r{round_index}.log").open("wb") as err:
+        try:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    preexec_fn=_affinity(cpus), start_new_session=True)
+        except (OSError, subprocess.SubprocessError) as exc:  # not executable, wrong format, pinning refused
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            err.write(f"sme2tui: cannot start {argv[0]}: {reason}\n".encode())
+            return 127, 0.0, False, None
+        try:
+            linux = sys.platform.startswith("linux")
+            name = Path(argv[0]).name
+            delay = 0.001  # sample often at first: a small model's whole run can take a few milliseconds
+            while proc.returncode is None:
+                if linux:
+                    peak = vm_hwm_bytes(proc.pid, name) or peak
+                reaped = _reap(proc)
+                if proc.returncode is not None:
+                    peak = peak if linux else reaped
+                    break
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
+                now = time.monotonic()
+                if now - started > timeout:
+                    kill_group(proc)
+                    return proc.wait(), time.monotonic() - started, True, None
+                if now - beat >= HEARTBEAT_S:
+                    beat = now
+                    yield heartbeat(now - started)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+            return proc.returncode, time.monotonic() - started, False, peak
+        finally:
+            # Ctrl-C, cancel, a closed consumer (GeneratorExit at a heartbeat), a timeout, or a runner that exited
+            # but left children behind: the whole group goes.
+            kill_group(proc)
+            proc.wait()
+
+
+def _number_or_lie(name: str) -> Any:
+    raise RunnerLied(f"it contains {name}, which is not a time")
+
+
+def read_runner_timing(path: Path, *, warmup: int, iterations: int) -> tuple[list[int | float], list[int | float]]:
+    """(warmup ns, measured ns) from the runner's timing JSON, or RunnerLied saying what is wrong."""
     try:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus),
-                                start_new_session=True)
-        linux = sys.platform.startswith("linux")
-        name = Path(argv[0]).name
-        delay = 0.001  # sample often at first: a small model's whole run can take a few milliseconds
-        while proc.returncode is None:
-            if linux:
-                peak = vm_hwm_bytes(proc.pid, name) or peak
-            reaped = _reap(proc)
-            if proc.returncode is not None:
-                peak = peak if linux else reaped
-                break
-            if cancel is not None and cancel.is_set():
-                proc.kill()
-                proc.wait()
-                raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
-            now = time.monotonic()
-            if now - started > timeout:
-                proc.kill()
-                proc.wait()
-                return -9, timeout, None
-            if now - beat >= HEARTBEAT_S:
-                beat = now
-                yield heartbeat(now - started)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
-        return proc.returncode, time.monotonic() - started, peak
-    except (KeyboardInterrupt, GeneratorExit):
-        proc.kill()
-        raise
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise RunnerLied("it wrote no timing file") from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunnerLied("its timing file is not a regular file")
+        raw = os.read(fd, MAX_TIMING_BYTES + 1)
     finally:
-        out.close()
-        err.close()
+        os.close(fd)
+    if len(raw) > MAX_TIMING_BYTES:
+        raise RunnerLied(f"its timing file is larger than {MAX_TIMING_BYTES // 2**20} MB")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_number_or_lie)
+    except RunnerLied:
+        raise
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON (a truncated write, garbage)
+        raise RunnerLied(f"its timing file is not valid JSON ({str(exc).split(':')[0]})") from None
+    if not isinstance(data, dict):
+        raise RunnerLied(f"its timing file holds {type(data).__name__ if data is not None else 'null'}, "
+                         "not an object")
+    found: list[list[int | float]] = []
+    for key, expected in (("warmup_ns", warmup), ("measured_ns", iterations)):
+        values = data.get(key)
+        if not isinstance(values, list):
+            raise RunnerLied(f"`{key}` is missing or not a list")
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RunnerLied(f"`{key}` holds {json.dumps(value)[:40]}, not a number")
+            if not math.isfinite(value) or value < 0:
+                raise RunnerLied(f"`{key}` holds {value}, not a duration (times are finite and ≥ 0)")
+        if len(values) != expected:
+            more = "more" if len(values) > expected else "fewer"
+            raise RunnerLied(f"`{key}` has {len(values)} entries, {more} than the {expected} asked for")
+        found.append(values)
+    return found[0], found[1]
 
 
 def _heartbeat(cell_id: str, index: int, rounds: int, done: int, total: int) -> Callable[[float], Event]:
@@ -138,9 +208,11 @@ def _heartbeat(cell_id: str, index: int, rounds: int, done: int, total: int) -> 
 
 def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binaries: dict[str, Path],
                      ptes: dict[str, Path], inputs: dict[str, list[str] | None], *, cancel: threading.Event | None,
-                     timeout: float = 1800.0) -> Generator[Event, None, int]:
+                     timeout: float | None = None) -> Generator[Event, None, int]:
     """Run a group's cells in alternating rounds; returns the number of failed cells."""
     cpus = config.target.cpu_affinity if config.target.kind == "host" else None
+    if timeout is None:
+        timeout = config.target.timeout_s
     plan = split_rounds(config.iterations, config.rounds)
     records: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
@@ -177,31 +249,54 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
             # cell says which round runs and for how long, so a slow round never looks stuck.
             done_before = done_iterations[cell.id]
             yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds}", done_before, config.iterations)
-            code, seconds, peak_rss = yield from _run_round(
+            code, seconds, timed_out, peak_rss = yield from _run_round(
                 argv, cell_dir, index, cpus, cancel, timeout,
                 _heartbeat(cell.id, index, rounds, done_before, config.iterations))
-            if code != 0:
-                stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
-                what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
-                    f" after {seconds:.0f} s (timeout)" if seconds >= timeout else "")
-                failed[cell.id] = what
-                folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
-                                error={"kind": "runner-failed", "what": what, "stderr_tail": stderr[-2000:],
-                                       "command": argv,
-                                       "fix": f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume"})
-                yield CellStatus(cell.id, "failed", what)
-                continue
+            stderr_log = cell_dir / f"stderr-r{index}.log"
+            problem: tuple[str, str, str] | None = None  # (kind, what, fix)
             entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count,
                                      "command": argv, "seconds": round(seconds, 3)}
             if peak_rss is not None:  # measured from outside: works for any runner, upstream ones too
                 entry["peak_rss_bytes"], entry["peak_rss_source"] = peak_rss, PEAK_RSS_SOURCE
+            if timed_out:
+                problem = ("timeout", f"runner stopped after {seconds:.0f} s: longer than target.timeout_s "
+                           f"({timeout:g} s)", f"raise target.timeout_s in the config, or lower iterations; see "
+                           f"cells/{cell.id}/stderr-r{index}.log; {resume_hint(folder.root)}")
+            elif code != 0:
+                what = f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}"
+                problem = ("runner-failed", what, f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume")
+            else:
+                try:
+                    if etdump is not None and not etdump.is_file():
+                        raise RunnerLied(f"it wrote no ETDump at {etdump.name}")
+                    if timing is not None:
+                        warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count)
+                        entry["timing"] = timing.name
+                        records[cell.id]["warmup_ns"] += warmup_ns
+                        records[cell.id]["iterations_ns"] += measured_ns
+                except (RunnerLied, OSError) as exc:
+                    problem = ("runner-output-invalid", f"the runner exited 0, but its output is not usable: {exc}",
+                               f"rebuild the runner (sme2tui build host) or check it is an sme2tui runner; see "
+                               f"cells/{cell.id}/stdout-r{index}.log")
+            if problem is not None:
+                tail = read_tail(stderr_log, STDERR_TAIL_CHARS).strip()
+                disk_full = any(m in tail for m in DISK_FULL_MARKERS) or looks_full(cell_dir)
+                kind, what, fix = problem
+                if disk_full:
+                    kind, what = "disk-full", f"{what}; the disk is full"
+                    fix = f"free some space on {folder.root}'s disk, {resume_hint(folder.root)}"
+                failed[cell.id] = what
+                if disk_full:
+                    folder.release_reserve()  # room to record this, and for the manifest's last words
+                folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
+                                error={"kind": kind, "what": what, "stderr_tail": tail, "command": argv, "fix": fix})
+                yield CellStatus(cell.id, "failed", what)
+                if disk_full:  # every cell after this one would fail the same way: stop, keep what is done
+                    raise DiskFull(f"the disk filled up while cell {cell.id} ran ({what})", where=str(cell_dir),
+                                   fix=fix)
+                continue
             if etdump:
                 entry["etdump"] = etdump.name
-            if timing and timing.is_file():
-                data = json.loads(timing.read_text())
-                entry["timing"] = timing.name
-                records[cell.id]["warmup_ns"] += data.get("warmup_ns", [])
-                records[cell.id]["iterations_ns"] += data.get("measured_ns", [])
             records[cell.id]["rounds"].append(entry)
             done_iterations[cell.id] += count
             yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds} measured", done_iterations[cell.id],
@@ -210,7 +305,7 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
         if cell.id in failed:
             continue
         cell_dir = folder.cell_dir(cell)
-        (cell_dir / "timing.json").write_text(json.dumps(records[cell.id], indent=1))
+        write_text_atomic(cell_dir / "timing.json", json.dumps(records[cell.id], indent=1))
         folder.set_cell(cell.id, status="done", finished_utc=utc_now(),
                         files=sorted(folder.rel(p) for p in cell_dir.iterdir()))
         yield CellStatus(cell.id, "done", "measured", config.iterations, config.iterations)

@@ -18,8 +18,9 @@ from sme2tui.events import CellStatus, Event, LogLine, StepFinished, StepStarted
 from sme2tui.export.stage import ExportedProgram, ExportKey
 from sme2tui.fileio import link_or_copy
 from sme2tui.run.cells import Cell, groups, plan_cells
-from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.run.folder import RunFolder, resume_hint, utc_now
 from sme2tui.run.native import run_native_group
+from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
 from sme2tui.workers.launcher import WorkerFailed, run_worker
 
 
@@ -79,18 +80,26 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
     `auto` takes the native host runner once `sme2tui build host` has built it (the Python runtime stays
     the fallback); `native` insists on it; other names are built pair runners (macOS `sme2-on`, ...).
     """
+    import os
     import platform
 
     from sme2tui.runners.host import find_host_runner
     from sme2tui.runners.pairs import find_pair_runner
 
     runner = config.variant(cell.variant).runner
-    runners_dir = Path(config.runners_dir)
+    runners_dir = config.runners_path
     where = f"variants[{[v.name for v in config.variants].index(cell.variant)}].runner"
     if runner_is_path(runner):
         return adopted_runner(runner, where)
     if runner == "python":
         return None
+    if "/" in runner:  # a runner binary built elsewhere, named by its path (its protocol: see run/commands.py)
+        path = Path(runner).expanduser()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise ConfigError(f"variant `{cell.variant}` names runner binary {runner}, which "
+                              f"{'is not an executable file' if path.exists() else 'does not exist'}", where=where,
+                              fix="fix the path (or chmod +x it), or use `auto` for sme2tui's own host runner")
+        return path.absolute()
     if runner in ("auto", "native"):
         binary = find_host_runner(runners_dir)
         if binary is None and runner == "native":
@@ -296,7 +305,7 @@ def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], p
     finished: set[str] = set()
     try:
         for event in run_worker("sme2tui.run.python_worker", {**job}, step="run", cancel=cancel,
-                                stderr_log=folder.root / "logs" / "runner.log"):
+                                stderr_log=folder.root / "logs" / "runner.log", timeout_s=config.target.timeout_s):
             if isinstance(event, CellStatus) and event.state == "done":
                 cell_dir = folder.cell_dir(event.cell_id)
                 folder.set_cell(event.cell_id, status="done", finished_utc=utc_now(),
@@ -305,12 +314,24 @@ def _run_python_group(config: RunConfig, folder: RunFolder, cells: list[Cell], p
             yield event
     except WorkerFailed as exc:
         what = _classify_exit(exc.returncode)
+        kind, fix = "runner-crashed", "see logs/runner.log; re-run with --resume to retry"
+        disk_full = any(m in exc.stderr_tail for m in DISK_FULL_MARKERS) or looks_full(folder.root)
+        if exc.timed_out:
+            kind, what = "timeout", (f"the runtime was stopped after target.timeout_s ({config.target.timeout_s:g} s) "
+                                     f"for {len(cells)} cell(s) interleaved")
+            fix = "raise target.timeout_s in the config, or lower iterations; re-run with --resume"
+        elif disk_full:
+            kind, what = "disk-full", f"{what}; the disk is full"
+            fix = f"free some space on {folder.root}'s disk, {resume_hint(folder.root)}"
+            folder.release_reserve()  # room to record this, and for the manifest's last words
         for cell in cells:
             if cell.id not in finished:
                 folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
-                                error={"kind": "runner-crashed", "what": what, "stderr_tail": exc.stderr_tail[-2000:],
-                                       "fix": "see logs/runner.log; re-run with --resume to retry"})
+                                error={"kind": kind, "what": what, "stderr_tail": exc.stderr_tail[-2000:], "fix": fix})
                 yield CellStatus(cell.id, "failed", what)
+        if disk_full and not exc.timed_out:
+            raise DiskFull(f"the disk filled up while the Python runtime measured {cells[0].model}/{cells[0].dtype}",
+                           where=str(folder.root), fix=fix) from None
         return len(cells) - len(finished)
     except BaseException:
         for cell in cells:

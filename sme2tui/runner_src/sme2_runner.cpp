@@ -317,9 +317,18 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, const void* data, size_t size) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out || !out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size))) {
-    fail(kWrite, "cannot write '" + path + "'");
+  // stdio with an explicit fclose check: a buffered stream that fails only when it is flushed (a full disk)
+  // would otherwise exit 0 with a truncated file behind it.
+  errno = 0;
+  FILE* out = std::fopen(path.c_str(), "wb");
+  if (out == nullptr) {
+    fail(kWrite, "cannot write '" + path + "': " + std::strerror(errno));
+  }
+  const size_t written = size == 0 ? 0 : std::fwrite(data, 1, size, out);
+  const int write_errno = errno;
+  const bool closed = std::fclose(out) == 0;
+  if (written != size || !closed) {
+    fail(kWrite, "cannot write '" + path + "': " + std::strerror(written != size ? write_errno : errno));
   }
 }
 

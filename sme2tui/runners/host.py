@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 from sme2tui.errors import EnvironmentProblem
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.run.lock import FolderLock
 from sme2tui.runners.binfmt import host_canonical
 from sme2tui.runners.cmake_build import Stopwatch, binary_arch, build_manifest, configure_and_build
 from sme2tui.runners.etpackage import find_executorch
 from sme2tui.runners.manifest import MANIFEST_NAME, read_manifest, sha256_of_tree, write_json_atomic
 from sme2tui.runners.toolchain import find_cmake, find_cxx, find_ninja, require_free_space
+from sme2tui.storage import require_writable_folder
 
 if TYPE_CHECKING:
     import threading
@@ -37,6 +39,7 @@ CACHE_PREFIXES = (
     "SME2_RUNNER_",
 )
 _NEEDED_BYTES = 64 * 2**20  # one object file, one binary, CMake's scratch files
+_BUILD_WAIT_S = 900.0  # another process building the same runner: wait for it (a build takes seconds)
 
 
 def host_build_dir(build_root: Path) -> Path:
@@ -75,14 +78,31 @@ def find_host_runner(build_root: Path) -> Path | None:
     return None
 
 
-def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None) -> Iterator[Event]:
+def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None,
+                      reuse_current: bool = False) -> Iterator[Event]:
     """Configure and build the host runner in `build_dir` (reused incrementally), then write its manifest.
 
+    The build folder is locked while it builds (runners live in one per-user folder, and two runs may want
+    the runner at once): a second build waits for the first, and with `reuse_current` uses its result.
     Yields build events; raises EnvironmentProblem (with a fix) for a missing/old CMake, no C++ compiler,
-    a wheel without the CMake package, a full disk or a failed build, and Interrupted when `cancel` is set.
+    a wheel without the CMake package, a full/read-only disk or a failed build, and Interrupted when `cancel`
+    is set.
     """
     yield StepStarted(step="build", title="Build the native host runner (sme2_runner)")
-    build_dir = build_dir.resolve()
+    build_dir = build_dir.expanduser().absolute()
+    require_writable_folder(build_dir, what_path="runners_dir in the config, or --runners-dir",
+                            action="build the host runner")
+    with FolderLock.acquire(build_dir, purpose="build", what="runner build folder",
+                            wait_hint="wait for the other build to finish", wait_s=_BUILD_WAIT_S):
+        current = find_host_runner(build_dir) if reuse_current else None
+        if current is not None:
+            yield StepFinished(step="build", ok=True, summary=f"host runner already built at {current}",
+                               data={"variant": VARIANT, "binary": str(current), "seconds": 0.0})
+            return
+        yield from _build(build_dir, cancel)
+
+
+def _build(build_dir: Path, cancel: threading.Event | None) -> Iterator[Event]:
     require_free_space(build_dir, _NEEDED_BYTES, "the host runner build")
     cmake = find_cmake()
     yield Checkpoint(step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}")

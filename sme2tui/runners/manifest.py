@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sme2tui.fileio import sha256_file
+from sme2tui.fileio import write_json_atomic as write_json
 
 MANIFEST_NAME = "runner_manifest.json"
 SCHEMA = "sme2tui.runner_manifest/1"
@@ -37,16 +36,7 @@ def host_facts() -> dict[str, str]:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, payload, sort_keys=True)
 
 
 def read_manifest(binary: Path) -> dict[str, Any] | None:

@@ -97,6 +97,15 @@ def _check_host(target: Target) -> Iterator[Event]:
         )
 
 
+def check_build_host(target: Target, ndk: Path | None = None) -> None:
+    """Fail at once when this machine cannot build `target` at all (macOS off an Apple Silicon Mac, Android
+    without an NDK), before anything asks for an ExecuTorch source tree."""
+    for _ in _check_host(target):
+        pass
+    if target == "android":
+        find_ndk(ndk)
+
+
 def _check_arch(arch: BinaryArch, target: Target, variant: str, binary: Path) -> Iterator[Event]:
     fmt, machine = _expected_arch(target)
     if not arch.format.startswith(fmt) or arch.canonical != machine:
@@ -158,7 +167,7 @@ def build(
     build_root = build_root.expanduser().resolve()
     cmake = find_cmake()
     yield Checkpoint(step="build", name="cmake", status="pass", detail=f"CMake {cmake.version} at {cmake.path}")
-    tree = describe_tree(source_dir)
+    tree = describe_tree(source_dir, flag="--source")
     require_submodules(source_dir)
     yield Checkpoint(
         step="build",

@@ -73,13 +73,14 @@ def _git_out(path: Path, *args: str) -> str:
     return result.stdout
 
 
-def describe_tree(path: Path) -> SourceTree:
-    """Commit and dirty flag of an ExecuTorch checkout, read-only (`git rev-parse`, `git status`)."""
+def describe_tree(path: Path, *, flag: str = "--path") -> SourceTree:
+    """Commit and dirty flag of an ExecuTorch checkout, read-only (`git rev-parse`, `git status`).
+    `flag` is the option that named the folder (`--path` for setup, `--source` for builds), for the fix."""
     if not (path / "CMakeLists.txt").is_file():
         raise EnvironmentProblem(
             "this folder is not an ExecuTorch source tree (no CMakeLists.txt at its root)",
             where=str(path),
-            fix="point --path at the root of an ExecuTorch checkout, or let `sme2tui setup executorch` clone one",
+            fix=f"point {flag} at the root of an ExecuTorch checkout, or let `sme2tui setup executorch` clone one",
         )
     version_file = path / "version.txt"
     version = version_file.read_text().strip() if version_file.is_file() else ""
