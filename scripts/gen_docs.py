@@ -171,7 +171,23 @@ def devices(as_json: bool, fixture: str = "vivo_x300", serial: str = "X300SME2A1
 
 
 def build_android_no_source() -> str:
-    return console(["build", "android", "--source", "/opt/executorch-missing"])
+    """`sme2tui build android` with an NDK but no source tree. This machine has no NDK, and the build checks the
+    NDK first (a missing NDK is its own sample, `ndk-missing`), so a stand-in NDK (its revision file and
+    toolchain file, all the lookup reads) is set for this one command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ndk = Path(tmp) / "android-ndk-r27c"
+        (ndk / "build" / "cmake").mkdir(parents=True)
+        (ndk / "build" / "cmake" / "android.toolchain.cmake").write_text("")
+        (ndk / "source.properties").write_text("Pkg.Revision = 27.2.12479018\n")
+        saved = os.environ.get("ANDROID_NDK")
+        os.environ["ANDROID_NDK"] = str(ndk)
+        try:
+            return console(["build", "android", "--source", "/opt/executorch-missing"])
+        finally:
+            if saved is None:
+                os.environ.pop("ANDROID_NDK", None)
+            else:
+                os.environ["ANDROID_NDK"] = saved
 
 
 def ndk_missing() -> str:
@@ -218,6 +234,14 @@ def analyze_etdump_json() -> str:
     for entry in data["analyzed"]:
         entry["operators"] = entry["operators"][:2]
     return " ".join(["$ sme2tui", *argv]) + "\n" + json.dumps(data, indent=2) + f"\n$ echo $?\n{result.code}"
+
+
+def compare_not_analyzed() -> str:
+    """`sme2tui compare` with a run folder whose analysis/ is gone (a copy of the reference run without it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(ROOT / REFERENCE, Path(tmp) / "runs" / "my-run", ignore=shutil.ignore_patterns("analysis"))
+        shutil.copytree(ROOT / REFERENCE, Path(tmp) / REFERENCE)
+        return console(["compare", str(REFERENCE), "runs/my-run"], cwd=Path(tmp))
 
 
 def compare_reference(as_json: bool) -> str:
@@ -298,7 +322,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "analyze-etdump-json": lambda: analyze_etdump_json(),
     "analyze-missing": lambda: console(["analyze", "runs/20990101T000000Z-quickstart"]),
     "compare-reference": lambda: compare_reference(False),
-    "compare-not-analyzed": lambda: console(["compare", str(REFERENCE), "runs/not-a-run"]),
+    "compare-not-analyzed": lambda: compare_not_analyzed(),
     "report-head": report_head,
     "devices": lambda: devices(False),
     "devices-json": lambda: devices(True),

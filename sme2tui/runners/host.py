@@ -64,8 +64,9 @@ def _smoke_test(binary: Path) -> None:
 def find_host_runner(build_root: Path) -> Path | None:
     """The built host runner under `build_root` (or `build_root/host-native`), if it is still current.
 
-    Current means: its manifest is there, describes this binary (sha256), and was built from the runner
-    sources this sme2tui ships. Otherwise None, and the caller rebuilds.
+    Current means: its manifest is there, describes this binary (sha256), was built from the runner sources
+    this sme2tui ships, and against this environment's executorch package. Otherwise None, and the caller
+    rebuilds.
     """
     for folder in (host_build_dir(build_root), build_root):
         binary = folder / BINARY_NAME
@@ -74,8 +75,20 @@ def find_host_runner(build_root: Path) -> Path | None:
             continue
         if manifest.get("source_sha256") != sha256_of_tree(RUNNER_SRC):
             continue
+        # Runners live in one per-user folder that several environments may share: a runner linked against
+        # another environment's executorch (another version, or a venv that may be gone) is not this one's.
+        built_against = (manifest.get("executorch") or {}).get("package_dir")
+        if built_against and built_against != _executorch_root():
+            continue
         return binary
     return None
+
+
+def _executorch_root() -> str | None:
+    try:
+        return str(find_executorch(require_cmake=False).root)
+    except EnvironmentProblem:
+        return None
 
 
 def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None,
