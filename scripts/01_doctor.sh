@@ -1,3 +1,4 @@
 #!/usr/bin/env bash
 # Step 1: is this machine ready? (tools, packages, NDK, adb, SME2)
-exec sme2tui doctor "$@"
+source "$(dirname "$0")/_sme2tui.sh"
+sme2tui_exec doctor "$@"

@@ -847,3 +847,25 @@ def test_build_refuses_what_this_host_cannot_do_before_asking_for_sources(tmp_pa
     code, output = cli(capsys, "build", "android", "--source", tmp_path / "tree", "--ndk", ndk)
     assert_clean(code, output, {int(ExitCode.ENVIRONMENT)})
     assert "point --source at the root" in output and "--path" not in output
+
+
+def test_step_scripts_find_sme2tui_without_an_active_venv(tmp_path: Path) -> None:
+    """`bash scripts/01_doctor.sh` from a checkout whose venv is not active: the checkout's .venv, else a clear
+    error (not bash's "cannot execute: Is a directory" from the sme2tui/ source folder)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "sme2tui").mkdir()  # the source folder bash used to try to execute
+    for name in ("_sme2tui.sh", "01_doctor.sh", "05_analyze.sh"):
+        shutil.copy(REPO / "scripts" / name, checkout / "scripts" / name)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "scripts/01_doctor.sh"], cwd=checkout, env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == ExitCode.ENVIRONMENT and "Is a directory" not in done.stderr
+    assert "bash scripts/setup.sh" in done.stderr
+    venv = checkout / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "sme2tui").write_text('#!/bin/sh\necho "sme2tui $*"\n')
+    (venv / "sme2tui").chmod(0o755)
+    done = subprocess.run(["bash", str(checkout / "scripts" / "05_analyze.sh"), "runs/x"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "sme2tui analyze runs/x", done.stderr
