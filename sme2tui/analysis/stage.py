@@ -265,7 +265,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         "reference": squeezesam(),
         "evidence": evidence_out,
         **({"emulated": emulated} if emulated is not None else {}),
-        "warnings": list(dict.fromkeys([*new_warnings, *folder.manifest.get("warnings", [])])),
+        "warnings": list(dict.fromkeys([*folder.manifest.get("warnings", []), *new_warnings])),
     }
     try:
         yield from _write_outputs(folder, out, summary, cells, categorizer)

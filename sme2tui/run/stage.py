@@ -80,7 +80,6 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
     `auto` takes the native host runner once `sme2tui build host` has built it (the Python runtime stays
     the fallback); `native` insists on it; other names are built pair runners (macOS `sme2-on`, ...).
     """
-    import os
     import platform
 
     from sme2tui.runners.host import find_host_runner
@@ -93,13 +92,6 @@ def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
         return adopted_runner(runner, where)
     if runner == "python":
         return None
-    if "/" in runner:  # a runner binary built elsewhere, named by its path (its protocol: see run/commands.py)
-        path = Path(runner).expanduser()
-        if not path.is_file() or not os.access(path, os.X_OK):
-            raise ConfigError(f"variant `{cell.variant}` names runner binary {runner}, which "
-                              f"{'is not an executable file' if path.exists() else 'does not exist'}", where=where,
-                              fix="fix the path (or chmod +x it), or use `auto` for sme2tui's own host runner")
-        return path.absolute()
     if runner in ("auto", "native"):
         binary = find_host_runner(runners_dir)
         if binary is None and runner == "native":
