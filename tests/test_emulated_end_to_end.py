@@ -92,7 +92,9 @@ def test_example_config_proves_sme2_on_and_off_with_kernel_evidence(emulated_run
     emulated = manifest["emulated"]
     assert tuple(int(x) for x in emulated["qemu"]["version"].split(".")[:2]) >= (10, 1)
     assert {v["cpu"] for v in emulated["variants"].values()} == {"max", "max,sme=off"}
-    runner = json.loads((REPO / "build" / "runners" / "arm64-linux" / "runner_manifest.json").read_text())
+    from sme2tui.runners.location import runners_root
+
+    runner = json.loads((runners_root(None) / "arm64-linux" / "runner_manifest.json").read_text())
     assert runner["architecture"]["canonical"] == "arm64" and runner["executorch"]["wheel_sha256"]
 
 
