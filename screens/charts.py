@@ -63,7 +63,8 @@ def peer_rows(cells: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         if not p:
             continue
         lat = p["latency"]
-        tail = {q: ms(lat[f"p{q}_ms"]) if lat[f"p{q}_ms"] is not None else f"n<{lat[f'p{q}_min_n']}" for q in (95, 99)}
+        # A percentile from too few iterations is about the maximum: shown, marked "≈max" (the report says why).
+        tail = {q: ms(lat[f"p{q}_ms"]) + ("" if lat.get(f"p{q}_estimable", True) else " ≈max") for q in (95, 99)}
         rows.append((cell["variant"], ms(p["load"]["method_load_ms"]), ms(p["first_inference"]["ms"]), tail[95],
                      tail[99], format_bytes(p["memory"]["peak_rss_bytes"])))
     return rows

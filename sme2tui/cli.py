@@ -325,7 +325,9 @@ def peer_digest(peers: dict[str, Any] | None) -> dict[str, Any]:
     if not peers:
         return {}
     lat, mem, prog = peers["latency"], peers["memory"], peers["program"]
-    return {"p95_ms": lat["p95_ms"], "p99_ms": lat["p99_ms"], "tail_note": lat["note"],
+    return {"p95_ms": lat["p95_ms"], "p99_ms": lat["p99_ms"],
+            "p95_estimable": lat.get("p95_estimable", True), "p99_estimable": lat.get("p99_estimable", True),
+            "tail_note": lat["note"],
             "first_inference_ms": peers["first_inference"]["ms"],
             "load_ms": {"total": peers["load"].get("total_ms"), "program": peers["load"]["program_load_ms"],
                         "method": peers["load"]["method_load_ms"], "init": peers["load"]["method_init_ms"]},

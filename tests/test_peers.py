@@ -27,13 +27,15 @@ ETDUMP = KIT / "runs" / "mac" / "toy_cnn_xnnpack_fp32_mac_sme2_on_t1.etdump"
 
 def test_tail_percentiles_need_enough_samples() -> None:
     few = tail_latency([float(i) for i in range(19)])
-    assert few["p95_ms"] is None and few["p99_ms"] is None and few["n"] == 19
-    assert "p95 needs ≥ 20" in few["note"] and few["max_ms"] == 18.0
+    assert few["p95_estimable"] is False and few["p99_estimable"] is False and few["n"] == 19
+    assert few["p99_ms"] == pytest.approx(percentile([float(i) for i in range(19)], 99))  # shown, flagged
+    assert "it needs ≥ 20" in few["note"] and few["max_ms"] == 18.0
     twenty = tail_latency([float(i) for i in range(20)])
     assert twenty["p95_ms"] == pytest.approx(percentile([float(i) for i in range(20)], 95))
-    assert twenty["p99_ms"] is None and "p99 needs ≥ 100" in twenty["note"]
+    assert twenty["p95_estimable"] is True and twenty["p99_estimable"] is False
+    assert "p99 of 20 iterations is about the slowest one" in twenty["note"]
     hundred = tail_latency([float(i) for i in range(100)])
-    assert hundred["p99_ms"] == pytest.approx(98.01) and hundred["note"] == ""
+    assert hundred["p99_ms"] == pytest.approx(98.01) and hundred["note"] == "" and hundred["p99_estimable"]
 
 
 def test_planned_memory_is_read_from_the_program() -> None:
@@ -89,9 +91,10 @@ def test_cell_peers_from_a_kit_etdump_without_runner_records(tmp_path: Path) -> 
 def test_presentation_helpers() -> None:
     assert format_bytes(None) == "—" and format_bytes(512) == "512 B" and format_bytes(8 << 20) == "8.0 MiB"
     cell = {"variant": "v", "peers": {"load": {"method_load_ms": 1.5}, "first_inference": {"ms": 2.0},
-                                      "latency": {"p95_ms": 1.0, "p95_min_n": 20, "p99_ms": None, "p99_min_n": 100},
+                                      "latency": {"p95_ms": 1.0, "p95_min_n": 20, "p99_ms": 1.25, "p99_min_n": 100,
+                                                      "p99_estimable": False},
                                       "memory": {"peak_rss_bytes": 3 << 20}}}
-    assert peer_rows([cell, {"variant": "old run"}]) == [("v", "1.500", "2.000", "1.000", "n<100", "3.0 MiB")]
+    assert peer_rows([cell, {"variant": "old run"}]) == [("v", "1.500", "2.000", "1.000", "1.250 ≈max", "3.0 MiB")]
     manifest = {"exports": {"a": {"model": "m", "dtype": "fp32", "delegate": "xnnpack", "pte": "programs/a.pte"},
                             "b": {"model": "m", "dtype": "fp32", "delegate": "portable", "pte": "/abs/b.pte"}}}
     assert program_for_cell(manifest, Path("/run"), "m", "fp32", "portable") == Path("/abs/b.pte")

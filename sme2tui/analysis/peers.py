@@ -13,9 +13,10 @@ Where each number comes from (said again in `source` fields, so nothing is a gue
   (sme2_runner's timing JSON, the Python runtime's `load_program`).
 * first inference: the first execution in each process, i.e. the first warmup iteration (or the first
   measured one when warmup is 0). It is reported apart and never mixed into the warm statistics.
-* tail latency: p95 and p99 over the measured iterations, only when there are enough of them: a
+* tail latency: p95 and p99 over the measured iterations (linear interpolation, numpy's default). A
   percentile q needs at least 1/(1 − q) samples to be more than the largest value seen (20 for p95, 100 for
-  p99); below that it is `null` with the reason, not a misleading number.
+  p99); below that the figure is still given, flagged `p99_estimable: false` with the reason: it is then
+  (close to) the slowest iteration, an upper bound of the sample, not a tail estimate.
 * peak memory: the runner's own peak RSS (VmHWM on Linux/Android; getrusage on macOS, whose ru_maxrss is in
   bytes there but KiB on Linux; always reported in bytes), else the host's measurement of the runner process
   (VmHWM sampled while it runs on Linux, wait4 elsewhere), else the Python runtime's process, which holds every
@@ -61,7 +62,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def tail_latency(latencies_ms: list[float]) -> dict[str, Any]:
-    """Median, p95 and p99 with the sample size each needs; a percentile without enough samples is None."""
+    """Median, p95 and p99 with the sample size each needs; a percentile from too few samples is flagged."""
     ordered = sorted(latencies_ms)
     n = len(ordered)
     out: dict[str, Any] = {"n": n, "median_ms": statistics.median(ordered) if ordered else None,
@@ -69,10 +70,12 @@ def tail_latency(latencies_ms: list[float]) -> dict[str, Any]:
     notes = []
     for q, need in TAIL_MIN_N.items():
         enough = n >= need
-        out[f"p{q}_ms"] = percentile(ordered, q) if enough else None
+        out[f"p{q}_ms"] = percentile(ordered, q) if ordered else None
         out[f"p{q}_min_n"] = need
-        if not enough:
-            notes.append(f"p{q} needs ≥ {need} measured iterations (have {n}); run more iterations")
+        out[f"p{q}_estimable"] = enough
+        if not enough and ordered:
+            notes.append(f"p{q} of {n} iterations is about the slowest one, not a tail estimate: it needs ≥ {need} "
+                         "measured iterations; run more iterations")
     out["note"] = "; ".join(notes)
     return out
 

@@ -73,7 +73,11 @@ def _chart(charts: dict[str, Chart], name: str) -> list[str]:
 
 def _tail(lat: dict[str, Any], q: int) -> str:
     value = lat.get(f"p{q}_ms")
-    return _ms(value) if value is not None else f"— (n={lat['n']} < {lat[f'p{q}_min_n']})"
+    if value is None:
+        return "—"
+    if lat.get(f"p{q}_estimable", True):
+        return _ms(value)
+    return f"{_ms(value)} (≈max: n={lat['n']} < {lat[f'p{q}_min_n']})"
 
 
 def _peers_section(summary: dict[str, Any]) -> list[str]:
@@ -100,7 +104,8 @@ def _peers_section(summary: dict[str, Any]) -> list[str]:
             "runner's own clock around `Program::load`, the ETDump's `Program::load_method` and its `Method::init` "
             "(delegate and kernel init), median over runner processes. First inference: the first execution of "
             "the first runner process, never part of the warm statistics (unless warmup is 0). p95/p99 over "
-            "the measured iterations only when there are enough of them (20 for p95, 100 for p99). Peak RSS: "
+            "the measured iterations; from fewer than 20 (p95) or 100 (p99) iterations they are about the slowest "
+            "iteration, marked ≈max, not a tail estimate. Peak RSS: "
             + "; ".join(s for s in sources if s) + ". Planned memory: the .pte's memory-planned buffers.", "",
             *[f"**Note:** {n}." for n in notes],
             *_table(["variant", "threads", "program load ms", "method load ms", "init ms", "first inference ms",
