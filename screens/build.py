@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from screens.services import BuildOption
 
 
+PAIRS = ("host-pair", "android-pair")  # the SME2 on/off builds from an ExecuTorch source tree (s)
+KEYS = {"host-native": "b", "arm64": "e", "host-pair": "s", "android-pair": "s"}
+
+
 def options_text(options: list[BuildOption]) -> Text:
     text = Text()
     for i, option in enumerate(options):
@@ -31,6 +35,8 @@ def options_text(options: list[BuildOption]) -> Text:
         else:
             text.append("– ", style="dim")
         text.append(option.title, style="bold" if option.available else "dim")
+        if option.available and option.key in KEYS:
+            text.append(f"  [{KEYS[option.key]}]", style="bold")
         if option.built:
             text.append("\n    built: ready to use", style="green")
         elif option.available:
@@ -47,6 +53,7 @@ class BuildScreen(StepScreen):
     RETRY = "b: build"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "build_host", "Build", id="build.host"),
+        Binding("e", "build_arm64", "arm64", id="build.arm64"),
         Binding("s", "build_pair", "SME2 pair", id="build.pair"),
         Binding("c", "cancel", "Cancel", id="build.cancel"),
         *StepScreen.COMMON_BINDINGS,
@@ -77,8 +84,25 @@ class BuildScreen(StepScreen):
                     "no native host runner: cells run in the Python runtime (timing still comes from the ETDump)",
                     "press b to build it (seconds), or accept this warning")
             self.add_check(check)
+        arm64 = self._option("arm64")
+        if arm64 is not None and not any(k[0] == "arm64 runner" for k in self.checks):
+            self.add_check(self._arm64_check(arm64), blocking=False)
         self.finished = True
         self.refresh_checks()
+
+    def _arm64_check(self, option: BuildOption) -> Checkpoint:
+        """The emulated target's runner: said for every target, holding nothing (the Run step builds it when an
+        emulated run needs it, and only an emulated run does)."""
+        emulated = (self.state.config_data.get("target") or {}).get("kind") == "emulated"
+        if option.built:
+            return Checkpoint("build", "arm64 runner", "pass", "built and current (the emulated target's runner)")
+        if not option.available:
+            return Checkpoint("build", "arm64 runner", "warn" if emulated else "skip",
+                              f"cannot be built here yet: {option.detail}",
+                              "only the emulated target needs it" if not emulated else "")
+        return Checkpoint("build", "arm64 runner", "warn" if emulated else "skip",
+                          "not built yet (the emulated target's runner; an emulated run builds it first)",
+                          "press e to build it now (seconds)")
 
     def _option(self, key: str) -> BuildOption | None:
         return next((o for o in self.options if o.key == key), None)
@@ -86,12 +110,12 @@ class BuildScreen(StepScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return bool(self.busy)  # shown only while a build runs: the footer has room for 80 columns
-        if action in ("build_host", "build_pair"):
+        if action in ("build_host", "build_pair", "build_arm64"):
             if self.busy:
                 return None
             if action == "build_pair":
                 # Hidden where no pair can be built here; the options above say why.
-                return any(o.available and o.key != "host-native" for o in self.options)
+                return any(o.available and o.key in PAIRS for o in self.options)
         return super().check_action(action, parameters)
 
     def action_build_host(self) -> None:
@@ -100,8 +124,22 @@ class BuildScreen(StepScreen):
         self.confirm(f"{what} the native host runner (sme2_runner)?\nIt takes seconds; the log shows CMake's "
                      "output.", lambda: self._build("host-native"))
 
+    def action_build_arm64(self) -> None:
+        option = self._option("arm64")
+        if option is None:
+            return
+        if not option.available:
+            # Said, not silently refused: what is missing and the command that provides it.
+            self.notify(option.detail, title="the arm64 runner cannot be built yet", severity="warning", timeout=12)
+            self.log_pane.add_lines([f"arm64 runner: {option.detail}"])
+            return
+        what = "Rebuild" if option.built else "Build"
+        self.confirm(f"{what} the arm64 runner for the emulated target?\nCross-compiled against the aarch64 "
+                     "ExecuTorch runtime; it takes seconds; the log shows CMake's output.",
+                     lambda: self._build("arm64"))
+
     def action_build_pair(self) -> None:
-        option = next((o for o in self.options if o.available and o.key != "host-native"), None)
+        option = next((o for o in self.options if o.available and o.key in PAIRS), None)
         if option is not None:
             self.confirm(f"Build the {option.title}?\n{option.detail}.", lambda: self._build(option.key))
 

@@ -39,12 +39,15 @@ def model_id(spec: dict[str, Any]) -> str:
         return model_key(spec)
 
 
-def model_label(spec: dict[str, Any]) -> str:
+def model_label(spec: dict[str, Any], program: str = "") -> str:
     """What the model list shows: the id cells and results will use (ids are unique, so two rows never
-    read the same), and where your own models come from."""
+    read the same), and where your own models come from; a ready program with its own dtype and delegation
+    (`program`, read from the file), since the dtype picker does not apply to it."""
     if spec.get("builtin"):
         return str(spec["builtin"])  # ids already say the size ("…_quick" or the full model)
-    return f"{model_id(spec)} ({'yours' if spec.get('factory') else '.pte'})"
+    if spec.get("factory"):
+        return f"{model_id(spec)} (yours)"
+    return f"{model_id(spec)} (.pte{' ' + program if program else ''})"
 
 
 def model_choices(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,19 +61,71 @@ def model_choices(config: dict[str, Any]) -> list[dict[str, Any]]:
     return choices
 
 
-def known_variants(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The config's variants first, then the ones the quickstart and templates define (by name)."""
+# The emulated target's pair, as configs/examples/emulated_sme2.json has it (a test keeps the two equal): one
+# aarch64 runner under QEMU, the CPUs differing only in SME. Emulated rounds are slow, so its run is short;
+# two rounds, because the second counts how often the SME2 kernels found in the first executed.
+EMULATED_VARIANTS: list[dict[str, Any]] = [
+    {"name": "sme2-off", "label": "SME2 off (emulated, -cpu max,sme=off)", "sme2": "off", "runner": "arm64"},
+    {"name": "sme2-on", "label": "SME2 on (emulated, -cpu max)", "sme2": "on", "runner": "arm64"},
+]
+EMULATED_COMPARE = {"baseline": "sme2-off", "candidate": "sme2-on"}
+EMULATED_RUN = {"warmup": 1, "iterations": 4, "rounds": 2}
+# A ready .pte's own variant: its delegation is baked in, so a delegate pair cannot apply to it.
+AS_EXPORTED: dict[str, Any] = {"name": "as-exported", "label": "program as exported", "delegate": "as-exported"}
+# What a target brings with it, switched together (and remembered per target while the wizard runs).
+TARGET_SETTINGS = ("target", "variants", "compare", "warmup", "iterations", "rounds")
+TARGETS = ("host", "emulated")  # the wizard switches between these; android comes from a config
+
+
+def target_kind(config: dict[str, Any]) -> str:
+    target = config.get("target")
+    return str(target.get("kind", "host")) if isinstance(target, dict) else "host"
+
+
+def known_variants(config: dict[str, Any], *, ready: bool = False) -> list[dict[str, Any]]:
+    """The variants the config's target can run: the config's own first, then, for the emulated target, the
+    SME2 pair under QEMU; for the others the ones the quickstart and templates define (by name), and with
+    `ready` (a ready .pte among the models) the program's own variant."""
     found: dict[str, dict[str, Any]] = {}
     sources: list[dict[str, Any]] = [config]
-    for path in [QUICKSTART, *sorted(TEMPLATES.glob("*.json"))]:
-        try:
-            sources.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
+    if target_kind(config) == "emulated":
+        sources.append({"variants": EMULATED_VARIANTS})
+    else:
+        for path in [QUICKSTART, *sorted(TEMPLATES.glob("*.json"))]:
+            try:
+                sources.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+        if ready:
+            sources.append({"variants": [AS_EXPORTED]})
     for source in sources:
         for variant in source.get("variants", []):
             found.setdefault(str(variant.get("name")), dict(variant))
     return list(found.values())
+
+
+def next_target(config: dict[str, Any], saved: dict[str, dict[str, Any]]) -> str:
+    """The target `t` switches to: host ⇄ emulated, and android when the config came with it."""
+    cycle = [*TARGETS, *(["android"] if "android" in saved or target_kind(config) == "android" else [])]
+    current = target_kind(config)
+    return cycle[(cycle.index(current) + 1) % len(cycle)] if current in cycle else cycle[0]
+
+
+def switch_target(config: dict[str, Any], kind: str, saved: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The config on target `kind`: with the settings it last had there (`saved`, updated with the current
+    target's), else the target's defaults — emulated: the SME2 on/off pair under QEMU and a short run; host: the
+    quickstart's variants and numbers. Models and dtypes stay."""
+    saved[target_kind(config)] = {k: config[k] for k in TARGET_SETTINGS if k in config}
+    data = {k: v for k, v in config.items() if k not in TARGET_SETTINGS}
+    if kind in saved:
+        data.update(saved[kind])
+    elif kind == "emulated":
+        data.update(target={"kind": "emulated"}, variants=[dict(v) for v in EMULATED_VARIANTS],
+                    compare=dict(EMULATED_COMPARE), **EMULATED_RUN)
+    else:
+        quickstart = json.loads(QUICKSTART.read_text())
+        data.update({k: quickstart[k] for k in TARGET_SETTINGS if k in quickstart})
+    return data
 
 
 def with_selection(config: dict[str, Any], *, models: list[dict[str, Any]] | None = None,
@@ -106,10 +161,15 @@ def named_after_selection(config: dict[str, Any]) -> dict[str, Any]:
     ids = [model_id(m) for m in config.get("models", [])]
     dtypes = list(config.get("dtypes", []))
     variants = [str(v.get("name")) for v in config.get("variants", [])]
+    emulated = target_kind(config) == "emulated"
     parts = ids[:2] + ([f"and-{len(ids) - 2}-more"] if len(ids) > 2 else []) + (dtypes if len(dtypes) <= 2 else [])
-    name = _name_part("-".join(parts))[:MAX_NAME].strip("._-") or "run"
-    description = (f"Chosen in the sme2tui wizard: {', '.join(ids) or 'no model'} × {', '.join(dtypes)} × "
-                   f"{' vs '.join(variants)}.")
+    # The target ends the name: `…-emulated` runs are evidence, not speed, and must not read like host runs.
+    suffix = "-emulated" if emulated else ""
+    name = (_name_part("-".join(parts))[:MAX_NAME - len(suffix)].strip("._-") or "run") + suffix
+    chosen = ", ".join(ids) or "no model"
+    description = (f"Chosen in the sme2tui wizard: {chosen}{' × ' + ', '.join(dtypes) if dtypes else ''} × "
+                   f"{' vs '.join(variants)}" + (" on the emulated Arm CPU (QEMU): evidence, not speed." if emulated
+                                                 else "."))
     return {**config, "name": name, "description": description}
 
 

@@ -16,6 +16,7 @@ from textual.widgets.selection_list import Selection
 
 from screens.base import JobDone, StepScreen
 from screens.configedit import (
+    AS_EXPORTED,
     DTYPES,
     config_for_file,
     known_variants,
@@ -23,6 +24,9 @@ from screens.configedit import (
     model_id,
     model_key,
     model_label,
+    next_target,
+    switch_target,
+    target_kind,
     with_selection,
 )
 from screens.save import SaveScreen
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from textual import events
     from textual.app import ComposeResult
 
+    from screens.services import ProgramFacts
+
 NUMBERS = ("warmup", "iterations")
 
 
@@ -44,6 +50,7 @@ class ModelScreen(StepScreen):
     RETRY = "e: export again"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "export", "Export", id="model.export"),
+        Binding("t", "switch_target", "Target", id="model.target"),
         Binding("s", "save", "Save", id="model.save"),
         Binding("c", "cancel", "Cancel", id="model.cancel"),
         *StepScreen.COMMON_BINDINGS,
@@ -59,6 +66,8 @@ class ModelScreen(StepScreen):
         self._pending_hash = ""
         self._export_ok = True
         self._shown_numbers: dict[str, Any] = {}  # warmup/iterations as last said in the log
+        self.programs: dict[str, ProgramFacts] = {}  # ready programs' facts, by model key, read from the files
+        self._target_settings: dict[str, dict[str, Any]] = {}  # what each target had when `t` left it
 
     def compose_main(self) -> ComposeResult:
         with Horizontal(id="pickers"):
@@ -90,27 +99,73 @@ class ModelScreen(StepScreen):
         self._loading = True
         data = self.state.config_data
         self.model_specs = model_choices(data)
+        self._target_settings.clear()
+        for spec in self.model_specs:
+            if spec.get("pte") and model_key(spec) not in self.programs:
+                self._read_program(spec)
         chosen = {model_key(m) for m in data.get("models", [])}
         models = self.query_one("#models", SelectionList)
         models.clear_options()
-        models.add_options([Selection(model_label(spec), i, model_key(spec) in chosen)
+        models.add_options([Selection(self._label(spec), i, model_key(spec) in chosen)
                             for i, spec in enumerate(self.model_specs)])
         dtypes = self.query_one("#dtypes", SelectionList)
         dtypes.clear_options()
         dtypes.add_options([Selection(d, d, d in data.get("dtypes", ["fp32"])) for d in DTYPES])
-        self.variant_specs = {str(v["name"]): v for v in known_variants(data)}
-        selected = {v.get("name") for v in data.get("variants", [])}
-        variants = self.query_one("#variants", SelectionList)
-        variants.clear_options()
-        # Variant names, not labels: they are what cells and results are called, and they fit the column.
-        variants.add_options([Selection(name, name, name in selected) for name in self.variant_specs])
-        for picker in (models, dtypes, variants):
+        self._fill_variants()
+        for picker in (models, dtypes):
             picker.highlighted = 0 if picker.option_count else None  # the cursor starts on the first entry
-        for field in NUMBERS:
-            self.query_one(f"#{field}", Input).value = str(data.get(field, 3 if field == "warmup" else 20))
+        self._fill_numbers()
         self._loading = False
         self._shown_numbers = {f: data.get(f) for f in NUMBERS}
+        self._show_target()
         self._invalidate()
+
+    def _fill_variants(self) -> None:
+        """The variants the config's target can run, the config's ticked (names: they are what cells and
+        results are called, and they fit the column)."""
+        data = self.state.config_data
+        ready = any(spec.get("pte") for spec in self.model_specs)
+        self.variant_specs = {str(v["name"]): v for v in known_variants(data, ready=ready)}
+        selected = {v.get("name") for v in data.get("variants", [])}
+        variants = self.query_one("#variants", SelectionList)
+        loading, self._loading = self._loading, True
+        variants.clear_options()
+        variants.add_options([Selection(name, name, name in selected) for name in self.variant_specs])
+        variants.highlighted = 0 if variants.option_count else None
+        self._loading = loading
+
+    def _fill_numbers(self) -> None:
+        data = self.state.config_data
+        loading, self._loading = self._loading, True
+        for field in NUMBERS:
+            self.query_one(f"#{field}", Input).value = str(data.get(field, 3 if field == "warmup" else 20))
+        self._loading = loading
+
+    def _show_target(self) -> None:
+        """The target in the variants' title (they change with it), the key that switches it below; dtypes
+        greyed out when only ready programs are chosen (their dtype is baked in: the list shows each one's)."""
+        variants = self.query_one("#variants", SelectionList)
+        variants.border_title = f"variants: {target_kind(self.state.config_data)}"
+        variants.border_subtitle = "t: target"
+        dtypes = self.query_one("#dtypes", SelectionList)
+        chosen = [self.model_specs[i] for i in self.query_one("#models", SelectionList).selected]
+        ready = [m for m in chosen if m.get("pte")]
+        dtypes.disabled = bool(chosen) and len(ready) == len(chosen)
+        dtypes.border_subtitle = ".pte: own dtype" if ready else ""
+
+    def _label(self, spec: dict[str, Any]) -> str:
+        facts = self.programs.get(model_key(spec))
+        return model_label(spec, facts.short if facts else "")
+
+    def _read_program(self, spec: dict[str, Any]) -> None:
+        """A ready program from a config: its facts read now (a file that cannot be read says so at export)."""
+        path = Path(str(spec["pte"])).expanduser()
+        if not path.is_absolute() and self.state.config_dir is not None:
+            path = self.state.config_dir / path
+        try:
+            self.programs[model_key(spec)] = self.services.program_facts(path)
+        except ConfigError:
+            return
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -132,7 +187,10 @@ class ModelScreen(StepScreen):
             if value.isdigit():
                 numbers[field] = int(value)
         data = with_selection(self.state.config_data, models=models, dtypes=dtypes, variants=variants, **numbers)
+        if models and all(m.get("pte") for m in models):
+            data.pop("dtypes", None)  # ready programs only: each runs in its own dtype (the config may leave it out)
         self.state.config_data = self.state.with_name(data)
+        self._show_target()
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -181,8 +239,12 @@ class ModelScreen(StepScreen):
                         severity="error", timeout=10)
             self.log_pane.add_lines([f"not added: {text}: {exc.what}" + (f" — fix: {exc.fix}" if exc.fix else "")])
             return
+        if choice.program is not None:
+            self.programs[model_key(choice.spec)] = choice.program
         self.add_model(choice.spec, choice.what)
         event.input.value = ""
+        if choice.program is not None:
+            self._offer_as_exported(choice.spec)
 
     def add_model(self, spec: dict[str, Any], what: str) -> None:
         """Add (or find) the model, tick it, and show it: scrolled to, highlighted, said in words."""
@@ -193,13 +255,78 @@ class ModelScreen(StepScreen):
         else:
             self.model_specs.append(spec)
             index, verb = len(self.model_specs) - 1, "added"
-            models.add_option(Selection(model_label(spec), index, False))
+            models.add_option(Selection(self._label(spec), index, False))
+            if spec.get("pte") and "as-exported" not in self.variant_specs:
+                self._fill_variants()  # a ready program brings its own variant
         models.select(index)
         models.highlighted = index
         models.scroll_to_highlight()
         models.focus()
+        self._apply()
         message = f"{verb} {model_id(spec)}: {what} — selected; e exports it"
         self.notify(message, title="model", timeout=8)
+        self.log_pane.add_lines([message])
+
+    def _offer_as_exported(self, spec: dict[str, Any]) -> None:
+        """A ready program cannot take a delegate pair (its delegation is baked in): offer its own variant now,
+        rather than a refusal at export time. The emulated target's pair differs in the CPU, so it applies."""
+        data = self.state.config_data
+        if target_kind(data) == "emulated":
+            return
+        chosen = data.get("variants", [])
+        settings = {json.dumps({k: v for k, v in variant.items() if k not in ("name", "label", "delegate")},
+                               sort_keys=True) for variant in chosen}
+        if len(chosen) < 2 or len(settings) == len(chosen):
+            return  # one variant, or variants that differ in more than the delegate: they apply to the program
+        facts = self.programs.get(model_key(spec))
+        baked = f" ({facts.dtype}, {facts.delegation})" if facts else ""
+        names = "/".join(str(v.get("name")) for v in chosen)
+        self.confirm(f"Measure {Path(str(spec['pte'])).name} as exported?\nIts dtype and delegation{baked} are baked "
+                     f"into the program, so the {names} pair cannot apply to it. y: the ready programs alone, with "
+                     "their own variant `as-exported`; n: keep this selection (Export will refuse it). "
+                     "Or t: the emulated target runs it with SME2 on and off.", self._use_as_exported)
+
+    def _use_as_exported(self) -> None:
+        models = self.query_one("#models", SelectionList)
+        for index, spec in enumerate(self.model_specs):
+            if spec.get("pte"):
+                models.select(index)
+            else:
+                models.deselect(index)
+        self.variant_specs.setdefault("as-exported", dict(AS_EXPORTED))
+        self.state.config_data = {**self.state.config_data, "variants": [self.variant_specs["as-exported"]]}
+        self.state.config_data.pop("compare", None)
+        self._fill_variants()
+        self._apply()
+        self.log_pane.add_lines(["ready programs only, run as exported (variant as-exported)"])
+
+    # --- target ----------------------------------------------------------------------------------------
+
+    def action_switch_target(self) -> None:
+        """host ⇄ emulated (and android when the config came with it): the variants and the run's numbers
+        switch with the target; what each target had is kept while the wizard runs."""
+        if self.busy:
+            return
+        self._apply()
+        data = self.state.config_data
+        kind = next_target(data, self._target_settings)
+        switched = switch_target(data, kind, self._target_settings)
+        self.state.config_data = self.state.with_name(switched)
+        self._fill_variants()
+        self._fill_numbers()
+        self._show_target()
+        self._say_numbers()
+        self._invalidate()
+        variants = ", ".join(str(v.get("name")) for v in switched.get("variants", []))
+        message = f"target {kind}: variants {variants}"
+        if kind == "emulated":
+            message += " (SME2 on/off under QEMU: which kernels ran and the numerics, never a speedup)"
+            problem = self.services.emulation_problem()
+            if problem:
+                self.notify(f"{message}\nnot ready here: {problem}", title="target", severity="warning", timeout=12)
+                self.log_pane.add_lines([message, f"emulation not ready: {problem}"])
+                return
+        self.notify(message, title="target", timeout=6)
         self.log_pane.add_lines([message])
 
     def leave_field(self) -> None:
@@ -227,7 +354,7 @@ class ModelScreen(StepScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return bool(self.busy)  # shown only while an export runs
-        if action in ("export", "save") and self.busy:
+        if action in ("export", "save", "switch_target") and self.busy:
             return None
         return super().check_action(action, parameters)
 

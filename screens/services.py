@@ -37,7 +37,7 @@ class DevicesReport:
 class BuildOption:
     """A runner build the Build screen can offer, or explain why it cannot here."""
 
-    key: str  # "host-native", "host-pair", "android-pair"
+    key: str  # "host-native", "arm64" (the emulated target's), "host-pair", "android-pair"
     title: str
     available: bool
     detail: str
@@ -45,14 +45,29 @@ class BuildOption:
 
 
 @dataclass(frozen=True)
+class ProgramFacts:
+    """What a ready .pte is, read from the program itself (never from the user): its dtype and delegation."""
+
+    dtype: str  # "fp32", "fp16", "int8", "int8-dynamic", "bf16", "unknown"
+    delegation: str  # "xnnpack", "portable" (no delegate), or backends joined with "+"
+    evidence: str  # how the dtype was decided
+
+    @property
+    def short(self) -> str:
+        """For the model list: `int8 xnnpack`."""
+        return f"{self.dtype} {self.delegation}"
+
+
+@dataclass(frozen=True)
 class ModelChoice:
     """A model the user typed into the Model step, checked: the config entry and what it is in words.
 
-    `what` is where the program's facts go once they are read from it (a ready .pte's dtype and delegation).
+    `program` holds a ready .pte's facts (dtype and delegation read from the program at once).
     """
 
     spec: dict[str, Any]
     what: str
+    program: ProgramFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,7 @@ class CoreServices:
         options = [BuildOption(
             "host-native", "native host runner (sme2_runner, against the installed executorch wheel)", True,
             "links XNNPACK + portable kernels; takes seconds", str(built) if built else "")]
+        options.append(self._arm64_option(root))
         sme = host.get("sme", "unknown")
         machine = host.get("machine", "?")
         source = executorch_source()
@@ -206,11 +222,27 @@ class CoreServices:
                                        f"NDK {ndk}, source {source}"))
         return options
 
+    def _arm64_option(self, root: Path) -> BuildOption:
+        """The emulated target's runner: cross-built, so it needs the cross compiler and the set-up emulator."""
+        from sme2tui.runners.arm64 import find_arm64_runner
+
+        title = "arm64 runner for the emulated target (SME2 on/off under QEMU)"
+        problem = self.emulation_problem()
+        if problem is not None:
+            return BuildOption("arm64", title, False, problem)
+        built = find_arm64_runner(root)
+        return BuildOption("arm64", title, True, "cross-built against the aarch64 executorch wheel; takes seconds",
+                           str(built) if built else "")
+
     def build(self, key: str, root: Path, cancel: threading.Event) -> Iterator[Event]:
         if key == "host-native":
             from sme2tui.runners.host import build_host_runner, host_build_dir
 
             return build_host_runner(host_build_dir(root), cancel=cancel)
+        if key == "arm64":
+            from sme2tui.runners.arm64 import arm64_build_dir, build_arm64_runner
+
+            return build_arm64_runner(arm64_build_dir(root), cancel=cancel)
         import platform
 
         from sme2tui.runners.pairs import build
@@ -246,8 +278,10 @@ class CoreServices:
 
         if text.lower().endswith(".pte") or "/" in text or text.startswith("~") or Path(text).exists():
             program = check_program_file(text)
+            facts = self.program_facts(program.path)
             return ModelChoice({"pte": str(program.path)},
-                               f"ready program {program.path.name} ({_size(program.size)}, runs as exported)")
+                               f"ready program {program.path.name} ({_size(program.size)}): {facts.dtype}, "
+                               f"{_delegation_words(facts.delegation)}; runs as exported", facts)
         try:
             ModelSpec.model_validate({"factory": text})
         except ValidationError:
@@ -256,6 +290,34 @@ class CoreServices:
                               "path of a .pte") from None
         check_factory(text, config_dir, where=f"factory `{text}`")
         return ModelChoice({"factory": text}, f"factory {text}")
+
+    def program_facts(self, path: Path) -> ProgramFacts:
+        """A ready program's dtype and delegation, read from the file (ConfigError when it cannot be read)."""
+        from sme2tui.models.pte_info import read_program_info
+
+        info = read_program_info(path)
+        return ProgramFacts(info.dtype, info.delegation, info.dtype_evidence)
+
+    def emulation_problem(self) -> str | None:
+        """Why the emulated target cannot run here yet, with the fix (None: it can). Fast: no probe run."""
+        from sme2tui.emulator.cross import find_cross_compiler
+        from sme2tui.emulator.setup import load_emulator
+        from sme2tui.errors import EnvironmentProblem
+
+        try:
+            find_cross_compiler()
+        except EnvironmentProblem:
+            return f"no aarch64 cross compiler: {CROSS_INSTALL}"
+        try:
+            load_emulator()
+        except EnvironmentProblem as exc:
+            return f"{exc.what}: press e on the Environment step (or `sme2tui setup emulator`)"
+        return None
+
+    def setup_emulator(self, cancel: threading.Event) -> Iterator[Event]:
+        from sme2tui.emulator.setup import setup_emulator
+
+        return setup_emulator(cancel)
 
     def planned_exports(self, config: Any) -> list[str]:
         """The programs an export of `config` makes or reuses (model/dtype/delegation), in order."""
@@ -313,6 +375,16 @@ class CoreServices:
         summary_path = run_dir / "analysis" / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
         return LoadedRun(run_dir, manifest, config, summary, (run_dir / "analysis" / "report.md").is_file())
+
+
+# The line a Debian/Ubuntu user types; the Guide and `sme2tui doctor` say what to do elsewhere.
+CROSS_INSTALL = "`apt-get install g++-aarch64-linux-gnu` (Debian/Ubuntu; elsewhere see the Guide)"
+
+
+def _delegation_words(delegation: str) -> str:
+    if delegation == "portable":
+        return "no delegate (portable kernels)"
+    return f"delegated to {delegation}"
 
 
 def _size(size: int) -> str:
@@ -401,6 +473,9 @@ class ReplayServices(CoreServices):
     devices_report: DevicesReport = field(default_factory=lambda: DevicesReport(
         unavailable="no ADB server at 127.0.0.1:5037 — start one with `adb start-server`"))
     options: list[BuildOption] | None = None
+    setup_events: list[Event] = field(default_factory=list)
+    # Why emulation cannot run (None: it can); tests set it, the real check reads this machine.
+    emulation: str | None = "SME2 emulation is not set up on this machine: press e on the Environment step"
     calls: list[str] = field(default_factory=list)
 
     def doctor(self, output_root: Path) -> Iterator[Event]:
@@ -419,6 +494,13 @@ class ReplayServices(CoreServices):
         self.calls.append(f"build:{key}")
         return iter(self.build_events)
 
+    def emulation_problem(self) -> str | None:
+        return self.emulation
+
+    def setup_emulator(self, cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append("setup-emulator")
+        return _replay_cancellable(self.setup_events, cancel)
+
     def export(self, config: Any, output_root: Path, config_dir: Path | None,
                cancel: threading.Event) -> Iterator[Event]:
         self.calls.append("export")
@@ -428,3 +510,13 @@ class ReplayServices(CoreServices):
                  resume: Path | None, cancel: threading.Event) -> PipelineHandle:
         self.calls.append(f"pipeline:resume={resume.name if resume else None}")
         return _ReplayPipeline(list(self.run_events), resume or self.run_dir, self.stop_run_after)
+
+
+def _replay_cancellable(events: list[Event], cancel: threading.Event) -> Iterator[Event]:
+    """Recorded events, stopping like the core does when `cancel` is set (Interrupted)."""
+    from sme2tui.errors import Interrupted
+
+    for event in events:
+        if cancel.is_set():
+            raise Interrupted("cancelled", fix="run it again")
+        yield event

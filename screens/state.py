@@ -17,7 +17,7 @@ from sme2tui.config import parse_config
 if TYPE_CHECKING:
     from sme2tui.config import RunConfig
 
-SELECTION = ("models", "dtypes", "variants", "warmup", "iterations")  # what the Model step chooses
+SELECTION = ("models", "dtypes", "variants", "warmup", "iterations", "target")  # what the Model step chooses
 BUILTIN_QUICKSTART = Path(__file__).resolve().parent.parent / "sme2tui" / "data" / "quickstart.json"
 
 

@@ -5,6 +5,7 @@ fail / skip, one line of detail, and a fix. Must stay fast (< 2 s with no device
 from __future__ import annotations
 
 import os
+import platform
 import re
 import shutil
 import socket
@@ -182,18 +183,25 @@ def check_adb(environ: dict[str, str] | None = None, endpoint: str | None = None
     return Check("adb", "pass", f"ADB server at {where}; devices: {states}", required_for="android")
 
 
-def check_host_sme(facts: HostFacts) -> Check:
+# Where a machine without SME2 can still watch SME2 kernels run: QEMU user mode (Linux only).
+EMULATED_FIX = ("to see SME2 kernels run on this machine, use the emulated target (evidence, not speed): "
+                "`sme2tui setup emulator`, then `sme2tui --auto --config configs/examples/emulated_sme2.json` "
+                "(in the wizard: e on this step, then the target on the Model step)")
+
+
+def check_host_sme(facts: HostFacts, system: str | None = None) -> Check:
+    emulated = f"; {EMULATED_FIX}" if (system or platform.system()) == "Linux" else ""
     if facts.sme == "sme2":
         return Check("host sme2", "pass", f"{facts.cpu_model}: {facts.sme_detail}")
     if facts.sme == "sme-only":
         return Check("host sme2", "warn", f"{facts.cpu_model}: {facts.sme_detail}",
-                     "run SME2 comparisons on an SME2 device (Apple M4/M5, Arm C1 phones)")
+                     "run SME2 comparisons on an SME2 device (Apple M4/M5, Arm C1 phones)" + emulated)
     return Check(
         "host sme2",
         "warn",
         f"{facts.cpu_model} ({facts.machine}): {facts.sme_detail}. This host runs the whole workflow "
         "(export, run, analysis) but its comparison is XNNPACK vs portable, not SME2 on vs off",
-        "measure SME2 on an SME2 device: an Android phone with Arm C1 cores or a Mac with M4/M5",
+        "measure SME2 speed on an SME2 device: an Android phone with Arm C1 cores or a Mac with M4/M5" + emulated,
     )
 
 

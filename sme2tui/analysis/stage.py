@@ -183,9 +183,11 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
                              "" if error < 0.01 else "report this run folder: the breakdown is inconsistent",
                              subject=cell.id)
         if analysis.sub_resolution_ops:
+            # No speedup is derived on the emulated target: the warning must not promise one.
+            derived = "" if config.target.kind == "emulated" else " (and speedups)"
             yield Checkpoint("analyze", "operator time resolution", "warn",
                              f"{analysis.sub_resolution_ops} delegated operators read under 1 µs: XNNPACK's own "
-                             "counters tick in whole microseconds, so their times (and speedups) are rounding",
+                             f"counters tick in whole microseconds, so their times{derived} are rounding",
                              "compare categories or whole delegates for these, or use a bigger input/model",
                              subject=cell.id)
         if analysis.unknown_names:

@@ -6,6 +6,17 @@ from typing import Any
 
 from sme2tui.report.markdown import emulated_line, headline
 
+GOOD_MEASURED = ("numerics pass, CV < 5%, an interval that excludes 1.0; with SME2, CONV/GEMM shrink and data "
+                 "movement becomes the next bottleneck")
+# Emulated time is not hardware time: what proves the run is which kernels ran and that they computed right.
+GOOD_EMULATED = ("SME2 kernels named on the SME2-on side, none on the SME2-off side, numerics pass (on vs off and "
+                 "vs eager); emulated milliseconds are not hardware time and are never a speedup")
+
+
+def good_looks_like(summary: dict[str, Any]) -> str:
+    """What a good result of this run's kind looks like, in one line."""
+    return GOOD_EMULATED if summary.get("emulated") or summary.get("target") == "emulated" else GOOD_MEASURED
+
 
 def human_summary(summary: dict[str, Any], run_dir: str, report_path: str) -> str:
     comparison = summary["comparison"]
@@ -31,8 +42,7 @@ def human_summary(summary: dict[str, Any], run_dir: str, report_path: str) -> st
     if warnings:
         lines.append(f"  {len(warnings)} warning(s), first: {warnings[0]}")
     lines += [
-        "  good looks like: numerics pass, CV < 5%, an interval that excludes 1.0; with SME2, CONV/GEMM shrink and "
-        "data movement becomes the next bottleneck",
+        f"  good looks like: {good_looks_like(summary)}",
         f"  run folder: {run_dir}",
         f"  report:     {report_path}",
     ]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import queue
 import threading
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,8 +379,11 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                                iterations=count, etdump=etdump, timing_json=timing, inputs=up.inputs)
             pid_record = f"{remote_dir}/runner-r{index}.pid" if android_log[cell.id] else None
             thermal_before = session.thermal_status()
-            result = session.run(argv, env={"LD_LIBRARY_PATH": up.lib_dir}, cwd=remote_dir, cpu_mask=mask,
-                                 pid_record=pid_record)
+            doing = f"round {index + 1}/{len(plan)} on {slot.label}"
+            out.put(CellStatus(cell.id, "running", doing, done[cell.id], config.iterations, {"device": slot.label}))
+            with _heartbeat(out, cell.id, doing, done[cell.id], config.iterations, {"device": slot.label}):
+                result = session.run(argv, env={"LD_LIBRARY_PATH": up.lib_dir}, cwd=remote_dir, cpu_mask=mask,
+                                     pid_record=pid_record)
             thermal_after = session.thermal_status()
             (cell_dir / f"stdout-r{index}.log").write_text(result.stdout)
             (cell_dir / f"stderr-r{index}.log").write_text(result.stderr)
@@ -422,8 +426,8 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                 records[cell.id]["iterations_ns"] += measured_ns
             records[cell.id]["rounds"].append(entry)
             done[cell.id] += count
-            out.put(CellStatus(cell.id, "running", "measuring", done[cell.id], config.iterations,
-                               {"device": slot.label, "thermal": thermal_after}))
+            out.put(CellStatus(cell.id, "running", f"round {index + 1}/{len(plan)} measured", done[cell.id],
+                               config.iterations, {"device": slot.label, "thermal": thermal_after}))
         cooldown = config.target.cooldown_s if isinstance(config.target, AndroidTarget) else 0.0
         if cooldown and index < len(plan) - 1:
             stop.wait(cooldown)  # between rounds, i.e. between cells: every round runs each cell once
@@ -437,6 +441,31 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
                         files=sorted(folder.rel(p) for p in cell_dir.iterdir()))
         out.put(CellStatus(cell.id, "done", f"measured on {slot.label}", config.iterations, config.iterations))
     return len(failed)
+
+
+# How often a running round says it is alive (the device says nothing until the runner exits).
+HEARTBEAT_S = 1.0
+
+
+@contextlib.contextmanager
+def _heartbeat(out: queue.Queue[Event | None], cell_id: str, doing: str, done: int, total: int,
+               extra: dict[str, Any]) -> Iterator[None]:
+    """While the block runs, put `doing: N s` for the cell on `out` about once a second (a slow round on a
+    phone must never look stuck)."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            out.put(CellStatus(cell_id, "running", f"{doing}: {time.monotonic() - started:.0f} s", done, total, extra))
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {cell_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _save_android_log(session: DeviceSession, pid_record: str, cell_dir: Path, index: int) -> int | None:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,17 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+# How often a running round says it is alive: emulated rounds take seconds to minutes, and the runner itself
+# says nothing until it exits.
+HEARTBEAT_S = 1.0
+
+
 def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] | None,
-             cancel: threading.Event | None, timeout: float) -> tuple[int, float, LogStats | None]:
-    """Run one round; with `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory)."""
+             cancel: threading.Event | None, timeout: float,
+             heartbeat: Callable[[float], Event] | None = None) -> Generator[Event, None,
+                                                                            tuple[int, float, LogStats | None]]:
+    """Run one round, yielding `heartbeat(elapsed seconds)` about once a second; returns (exit code, seconds,
+    stats). With `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory)."""
     stats = LogStats() if log_flags is not None else None
     read_fd, write_fd = os.pipe() if log_flags is not None else (-1, -1)
     if log_flags is not None:
@@ -110,16 +118,21 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
             stream = os.fdopen(read_fd, "rb")
             reader = threading.Thread(target=_pump, args=(stream, stats), daemon=True)
             reader.start()
+        beat = started
         try:
             while proc.poll() is None:
                 if cancel is not None and cancel.is_set():
                     _kill(proc)
                     raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
-                if time.monotonic() - started > timeout:
+                now = time.monotonic()
+                if now - started > timeout:
                     _kill(proc)
                     return -9, timeout, stats
+                if heartbeat is not None and now - beat >= HEARTBEAT_S:
+                    beat = now
+                    yield heartbeat(now - started)
                 time.sleep(0.02)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, GeneratorExit):
             _kill(proc)
             raise
         finally:
@@ -127,6 +140,13 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
                 reader.join(timeout=30)
                 stream.close()
     return proc.returncode or 0, time.monotonic() - started, stats
+
+
+def _heartbeat(cell_id: str, doing: str, done: int, total: int) -> Callable[[float], Event]:
+    def beat(elapsed: float) -> Event:
+        return CellStatus(cell_id, "running", f"{doing}: {elapsed:.0f} s", done, total, {"emulated": True})
+
+    return beat
 
 
 def _ranges(evidence: dict[str, Any], mapper: AddressMapper, wheel_root: Path, binary: Path) -> list[tuple[int, int]]:
@@ -227,7 +247,12 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                     log_flags = ["-d", "exec,nochain", "-dfilter", ",".join(f"{a:#x}..{b - 1:#x}" for a, b in ranges)]
                     purpose = f"evidence: execution counts of {len(ranges)} SME/SME2 kernel(s)"
             yield LogLine("run", f"{cell.id} round {index}: {purpose}", "debug", "run")
-            code, seconds, stats = run_qemu(argv, cell_dir, index, log_flags, cancel, target.timeout_s)
+            # Counts move when a round ends; until then the cell says which round runs, what for, and how long.
+            doing = f"round {index + 1}/{len(plan)}" + ("" if purpose == "measure" else f" ({purpose.split(':')[0]})")
+            yield CellStatus(cell.id, "running", doing, done[cell.id], config.iterations, {"emulated": True})
+            code, seconds, stats = yield from run_qemu(
+                argv, cell_dir, index, log_flags, cancel, target.timeout_s,
+                _heartbeat(cell.id, doing, done[cell.id], config.iterations))
             if code != 0:
                 stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
                 what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
@@ -265,7 +290,8 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                                        cpus)
             records[cell.id]["rounds"].append(entry)
             done[cell.id] += count
-            yield CellStatus(cell.id, "running", "measuring", done[cell.id], config.iterations, {"emulated": True})
+            yield CellStatus(cell.id, "running", f"round {index + 1}/{len(plan)} measured", done[cell.id],
+                             config.iterations, {"emulated": True})
     for cell in cells:
         if cell.id in failed:
             continue
