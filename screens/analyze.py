@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
-from screens import charts
+from screens import charts, evidence
 from screens.base import StepScreen
 from screens.widgets.chart import Chart, Draw
 from sme2tui.events import Checkpoint
@@ -40,8 +40,20 @@ def reference_line(reference: dict[str, Any]) -> Text:
     return text
 
 
+def is_emulated(run: LoadedRun | None) -> bool:
+    return run is not None and bool((run.summary or {}).get("emulated"))
+
+
 def headline_text(run: LoadedRun, pair_index: int, show_reference: bool = False) -> Text:
     summary = run.summary or {}
+    if summary.get("emulated"):
+        # Evidence, never a speedup: emulated time is not hardware time.
+        text = evidence.headline(summary, pair_index)
+        reference = summary.get("reference")
+        if show_reference and reference:
+            text.append("\n")
+            text.append(reference_line(reference))
+        return text
     text = Text()
     comparison = summary.get("comparison") or run.manifest.get("comparison") or {}
     pairs = summary.get("pairs", [])
@@ -94,6 +106,14 @@ class AnalyzeScreen(StepScreen):
         # Hidden on short terminals (the charts need the rows); the log has it too.
         yield Static("", id="headless")
         with TabbedContent(id="tabs"):
+            # Emulated runs only (hidden otherwise): a panel per variant, the numerics, the kernels that ran.
+            with TabPane("Evidence", id="tab-evidence"), VerticalScroll(id="evidence"):
+                with Horizontal(id="evidence-panels"):
+                    yield Static("", id="panel-baseline", classes="panel")
+                    yield Static("", id="panel-candidate", classes="panel")
+                yield Static("", id="evidence-numerics")
+                yield Static("", id="evidence-reference")
+                yield Static("", id="evidence-kernels")
             with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
                 yield Chart(id="plot-latency")
                 with Vertical(classes="tables"):
@@ -122,7 +142,7 @@ class AnalyzeScreen(StepScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         summary = self.run.summary if self.run is not None else None
         if action == "next_pair":
-            return summary is not None and len(summary.get("pairs", [])) > 1  # hidden otherwise: footer room
+            return summary is not None and len(self._pairs()) > 1  # hidden otherwise: footer room
         if action in ("toggle_reference", "next_tab"):
             return True if summary is not None else None
         return super().check_action(action, parameters)
@@ -141,6 +161,7 @@ class AnalyzeScreen(StepScreen):
                                               record.get("fix", ""), record.get("subject", "")))
             self.finished = self.run.summary is not None  # the step is done when there is an answer to show
             self.query_one("#tabs").set_class(not self.finished, "-empty")
+            self._evidence_tab()
             self.query_one("#headless").remove_class("-empty")
             self.log_pane.add_lines([f"opened {run_dir.name}: status {self.run.manifest.get('status')}"])
             if self.run.report_exists:
@@ -148,6 +169,24 @@ class AnalyzeScreen(StepScreen):
             self.log_pane.add_lines([f"headless: {auto_command(self.run)}"])
             self.refresh_checks()
         self.render_run()
+
+    def _pairs(self) -> list[dict[str, Any]]:
+        """What `v` steps through: the measured pairs, or an emulated run's evidence pairs."""
+        summary = self.run.summary if self.run is not None else None
+        if summary is None:
+            return []
+        return evidence.evidence_pairs(summary) if summary.get("emulated") else list(summary.get("pairs", []))
+
+    def _evidence_tab(self) -> None:
+        """The Evidence tab leads for an emulated run and is hidden for the others."""
+        tabs = self.query_one(TabbedContent)
+        if is_emulated(self.run):
+            tabs.show_tab("tab-evidence")
+            tabs.active = "tab-evidence"
+        else:
+            if tabs.active == "tab-evidence":
+                tabs.active = "tab-latency"
+            tabs.hide_tab("tab-evidence")
 
     def render_run(self) -> None:
         run = self.run
@@ -158,12 +197,19 @@ class AnalyzeScreen(StepScreen):
         summary = run.summary
         if summary is None:
             return
-        pairs = summary.get("pairs", [])
+        pairs = self._pairs()
         pair = pairs[self.pair_index % len(pairs)] if pairs else None
-        cells = charts.pair_cells(summary, pair)
+        emulated = is_emulated(run)
+        if emulated and pair is not None:
+            self._render_evidence(summary, pair)
+            cells = [c for c in (summary["cells"].get(pair.get(k, "")) for k in ("baseline_cell", "candidate_cell"))
+                     if c is not None]
+        else:
+            cells = charts.pair_cells(summary, pair)
         reference = summary.get("reference") if self.show_reference else None
         self._table("#table-latency", charts.LATENCY_HEADERS, charts.latency_rows(cells))
-        self.query_one("#table-latency", DataTable).border_title = "latency, ms"
+        self.query_one("#table-latency", DataTable).border_title = (
+            "emulated ms: not hardware time" if emulated else "latency, ms")
         peers = charts.peer_rows(cells)
         self._table("#table-peers", ("variant", "load ms", "first ms", "p95", "p99", "peak RSS"), peers)
         self.query_one("#table-peers", DataTable).border_title = "load, first inference, tail, memory"
@@ -186,12 +232,26 @@ class AnalyzeScreen(StepScreen):
         self._table("#table-operators", charts.OPERATOR_HEADERS, charts.operator_rows(candidate) if candidate else [])
         self.query_one("#table-operators", DataTable).border_title = (
             f"top operators: {candidate['variant']}" if candidate else "")
-        self._plot("#plot-latency", lambda plt, w, h: charts.draw_latency(plt, cells, w))
+        self._plot("#plot-latency", lambda plt, w, h: charts.draw_latency(plt, cells, w, emulated))
         self._plot("#plot-categories", lambda plt, w, h: charts.draw_categories(plt, cells, reference, w))
         # One bar per row: plotext drops tick labels that would share a row.
         self._plot("#plot-operators", lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w))
         self.query_one("#table-reflatency").display = reference is not None
         self.call_after_refresh(self.fit_tables)
+
+    def _render_evidence(self, summary: dict[str, Any], pair: dict[str, Any]) -> None:
+        sides = pair.get("evidence", {})
+        for side in ("baseline", "candidate"):
+            panel = self.query_one(f"#panel-{side}", Static)
+            data = sides.get(side)
+            panel.display = data is not None
+            if data is not None:
+                panel.update(evidence.panel_text(data))
+                panel.border_title = evidence.panel_title(str(pair.get(side)), data)
+        self.query_one("#evidence-numerics", Static).update(evidence.numerics_text(pair))
+        reference = summary.get("reference")
+        self.query_one("#evidence-reference", Static).update(reference_line(reference) if reference else "")
+        self.query_one("#evidence-kernels", Static).update(evidence.kernels_text(pair))
 
     # The chart needs this many columns to be read (ticks, markers, values); the tables give way below it.
     CHART_ROOM: ClassVar[int] = 34
@@ -236,7 +296,7 @@ class AnalyzeScreen(StepScreen):
 
     def action_next_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
-        ids = ["tab-latency", "tab-categories", "tab-operators"]
+        ids = ["tab-evidence"] * is_emulated(self.run) + ["tab-latency", "tab-categories", "tab-operators"]
         tabs.active = ids[(ids.index(tabs.active) + 1) % len(ids)] if tabs.active in ids else ids[0]
 
     def action_next_pair(self) -> None:

@@ -188,10 +188,24 @@ async def test_a_ready_pte_is_added_as_a_program(tmp_path: Path, monkeypatch: py
         spec = screen.model_specs[-1]
         assert spec == {"pte": str(tmp_path / "progs" / "mine.pte")}  # a program, not a factory row
         models = screen.query_one("#models", PickList)
-        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte)"
+        # Its dtype and delegation, read from the program at once: in the list and in what is said.
+        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte fp32 xnnpack)"
         size = PROGRAM.stat().st_size / 1000
-        assert list(app._notifications)[-1].message == (f"added mine: ready program mine.pte ({size:.1f} kB, runs "
-                                                        "as exported) — selected; e exports it")
+        assert list(app._notifications)[-1].message == (
+            f"added mine: ready program mine.pte ({size:.1f} kB): fp32, delegated to xnnpack; runs as exported — "
+            "selected; e exports it")
+        # The portable/xnnpack pair cannot apply to it: its own variant is offered now, not refused at export.
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "the portable/xnnpack pair cannot apply" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        data = app.state.config_data
+        assert [m for m in data["models"]] == [spec]
+        assert [v["name"] for v in data["variants"]] == ["as-exported"] and "compare" not in data
+        assert "dtypes" not in data  # a ready program runs in its own dtype
+        assert screen.query_one("#dtypes", PickList).disabled
+        config = app.state.config()
+        assert config.cell_count() == 1 and config.variants[0].delegate == "as-exported"
 
 
 def test_program_file_check() -> None:
