@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from screens import charts, evidence
 from screens.base import StepScreen
+from screens.guide import WHY
 from screens.widgets.chart import Chart, Draw
 from sme2tui.events import Checkpoint
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from textual.app import ComposeResult
 
     from screens.services import LoadedRun
+
+
+EMULATED_WHY = ("Emulated: which SME2 kernels ran on each side and whether they computed the same as NEON and the "
+                "eager model. Emulated time is not hardware time, so no speedup is shown.")
 
 
 def auto_command(run: LoadedRun) -> str:
@@ -180,6 +185,8 @@ class AnalyzeScreen(StepScreen):
     def _evidence_tab(self) -> None:
         """The Evidence tab leads for an emulated run and is hidden for the others."""
         tabs = self.query_one(TabbedContent)
+        # The step's why-line speaks of speed; an emulated run's answer is evidence.
+        self.query_one("#why", Static).update(EMULATED_WHY if is_emulated(self.run) else WHY[self.STEP])
         if is_emulated(self.run):
             tabs.show_tab("tab-evidence")
             tabs.active = "tab-evidence"

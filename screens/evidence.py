@@ -70,12 +70,11 @@ def panel_text(evidence: dict[str, Any]) -> Text:
     text.append(mark, style=style)
     text.append("SME2 kernels: ", style="bold")
     text.append(f"{len(sme2)} ran" if sme2 else "none ran")
+    # Every panel has the same lines, so the two sides of a pair read across.
+    text.append("\n  instructions run: ", style="dim")
+    text.append(_count(evidence.get("sme2_kernel_instructions_executed")))
     text.append("\n  SME kernels: ", style="dim")
     text.append(f"{len(sme)}" + (" (packing)" if sme and all("pack" in k for k in sme) else ""))
-    executed = evidence.get("sme2_kernel_instructions_executed")
-    if sme2:
-        text.append("\n  SME2-kernel instr. run: ", style="dim")
-        text.append(_count(executed))
     text.append("\n  SME instr. translated: ", style="dim")
     text.append(_count(evidence.get("sme_instructions_translated")))
     eager = evidence.get("numerics_vs_eager")
@@ -100,8 +99,8 @@ def numerics_text(pair: dict[str, Any]) -> Text:
         return text
     mark, style = MARK.get(str(numerics.get("status")), ("", ""))
     text.append(mark, style=style)
-    text.append(f"{pair.get('candidate')} vs {pair.get('baseline')}: ", style="bold")
-    text.append(str(numerics.get("detail", "")))
+    text.append("SME2 on vs off: ", style="bold")
+    text.append(str(numerics.get("detail", "")).removeprefix("SME2 on vs off: "))
     return text
 
 

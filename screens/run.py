@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, ProgressBar, Static
 
 from screens.base import JobDone, StepScreen
-from screens.configedit import model_id
+from screens.configedit import model_id, target_kind
 from sme2tui.errors import ConfigError
 from sme2tui.events import CellStatus, Checkpoint, Event, StepStarted
 from sme2tui.run.folder import RunFolder
@@ -72,10 +72,12 @@ class RunScreen(StepScreen):
         data = self.shown_config or self.state.config_data
         models = ", ".join(model_id(m) for m in data.get("models", []))
         variants = ", ".join(str(v.get("name")) for v in data.get("variants", []))
-        target = (data.get("target") or {}).get("kind", "host")
+        target = target_kind(data)
         text = Text()
         text.append(f"{models} × {', '.join(data.get('dtypes', ['fp32']))} × {variants}", style="bold")
         text.append(f" · warmup {data.get('warmup', 3)} + {data.get('iterations', 20)} iterations · {target}")
+        if target == "emulated":
+            text.append(" (QEMU): evidence, not speed", style="yellow")
         if self.run_dir is not None:
             text.append(f"\nrun folder: {self.run_dir.name}", style="dim")
             text.append(f" · {self.stage}" if self.stage else "", style="dim")
@@ -116,10 +118,25 @@ class RunScreen(StepScreen):
         data = self.state.config_data
         models, dtypes = len(data.get("models", [])), len(data.get("dtypes", []))
         variants, threads = len(data.get("variants", [])), len(data.get("threads", [1]))
-        cells = models * dtypes * variants * threads
-        self.confirm(f"Run {cells} cell{'s' if cells != 1 else ''}?\n{models} model(s) × {dtypes} dtype(s) × "
-                     f"{variants} variant(s) × {threads} thread setting(s), warmup {data.get('warmup', 3)} + "
-                     f"{data.get('iterations', 20)} iterations each, then analysis and report.",
+        ready = sum(1 for m in data.get("models", []) if m.get("pte"))
+        cells = ((models - ready) * dtypes + ready) * variants * threads  # a ready program runs in its own dtype
+        plan = (f"{models} model(s) × {dtypes} dtype(s) × {variants} variant(s) × {threads} thread setting(s), "
+                f"warmup {data.get('warmup', 3)} + {data.get('iterations', 20)} iterations each")
+        if target_kind(data) == "emulated":
+            problem = self.services.emulation_problem()
+            if problem is not None:
+                # Said before anything starts: the run would stop at its preflight with the same reason.
+                self.reset_checks()
+                self.add_check(Checkpoint("run", "SME2 emulation", "fail", "the emulated target cannot run here yet",
+                                          problem))
+                self.refresh_checks()
+                return
+            self.confirm(f"Run {cells} cell{'s' if cells != 1 else ''} on the emulated Arm CPU?\n{plan}, under QEMU "
+                         "with SME2 on and off (the arm64 runner is built first if needed). Emulated rounds take "
+                         "seconds to minutes; the answer is which kernels ran and the numerics, never a speedup.",
+                         lambda: self.start_run(None))
+            return
+        self.confirm(f"Run {cells} cell{'s' if cells != 1 else ''}?\n{plan}, then analysis and report.",
                      lambda: self.start_run(None))
 
     def action_resume(self) -> None:

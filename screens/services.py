@@ -418,10 +418,12 @@ def _run_entry(path: Path, manifest: dict[str, Any], config: dict[str, Any]) -> 
 
     models = [model_id(m) for m in config.get("models", [])]
     comparison = (manifest.get("comparison") or {}).get("label", "")
+    target = str(manifest.get("target", "?"))
+    # An emulated run has no speedup to list, by design: say what it holds instead of a bare dash.
+    shown = "evidence (emulated)" if target == "emulated" else headline(pairs)
     return RunEntry(path=path, name=path.name, status=str(manifest.get("status", "?")), models=models,
-                    target=str(manifest.get("target", "?")),
-                    variants=[str(v.get("name")) for v in config.get("variants", [])],
-                    headline=headline(pairs), comparison=comparison, created=str(manifest.get("created_utc", "")))
+                    target=target, variants=[str(v.get("name")) for v in config.get("variants", [])],
+                    headline=shown, comparison=comparison, created=str(manifest.get("created_utc", "")))
 
 
 # --- replay (tests and demos): recorded event streams instead of the live core -----------------------
