@@ -35,12 +35,17 @@ def options_text(options: list[BuildOption]) -> Text:
         else:
             text.append("– ", style="dim")
         text.append(option.title, style="bold" if option.available else "dim")
-        if option.available and option.key in KEYS:
-            text.append(f"  [{KEYS[option.key]}]", style="bold")
+        key = KEYS.get(option.key, "")
         if option.built:
             text.append("\n    built: ready to use", style="green")
+            if key:
+                text.append(f" ({key} rebuilds)", style="dim")
         elif option.available:
-            text.append(f"\n    {option.detail}", style="")
+            text.append("\n    ")
+            if key:
+                text.append(key, style="bold")
+                text.append(" builds it: ")
+            text.append(option.detail)
         else:
             text.append("\n    not available on this machine: ", style="yellow")
             text.append(option.detail, style="dim")
@@ -86,23 +91,24 @@ class BuildScreen(StepScreen):
             self.add_check(check)
         arm64 = self._option("arm64")
         if arm64 is not None and not any(k[0] == "arm64 runner" for k in self.checks):
-            self.add_check(self._arm64_check(arm64), blocking=False)
+            check = self._arm64_check(arm64)
+            self.add_check(check, blocking=check.status == "warn")
         self.finished = True
         self.refresh_checks()
 
     def _arm64_check(self, option: BuildOption) -> Checkpoint:
-        """The emulated target's runner: said for every target, holding nothing (the Run step builds it when an
-        emulated run needs it, and only an emulated run does)."""
+        """The emulated target's runner. Not built yet holds nothing (an emulated run builds it first); cannot be
+        built here holds an emulated config only (its run would stop), and says what is missing."""
         emulated = (self.state.config_data.get("target") or {}).get("kind") == "emulated"
         if option.built:
             return Checkpoint("build", "arm64 runner", "pass", "built and current (the emulated target's runner)")
         if not option.available:
-            return Checkpoint("build", "arm64 runner", "warn" if emulated else "skip",
-                              f"cannot be built here yet: {option.detail}",
-                              "only the emulated target needs it" if not emulated else "")
-        return Checkpoint("build", "arm64 runner", "warn" if emulated else "skip",
-                          "not built yet (the emulated target's runner; an emulated run builds it first)",
-                          "press e to build it now (seconds)")
+            if emulated:
+                return Checkpoint("build", "arm64 runner", "warn", "the emulated target's runner cannot be built "
+                                  "here yet", option.detail)
+            return Checkpoint("build", "arm64 runner", "skip", f"only for the emulated target; {option.detail}")
+        return Checkpoint("build", "arm64 runner", "skip", "not built yet: an emulated run builds it first, or e "
+                          "now (seconds)")
 
     def _option(self, key: str) -> BuildOption | None:
         return next((o for o in self.options if o.key == key), None)
@@ -111,11 +117,12 @@ class BuildScreen(StepScreen):
         if action == "cancel":
             return bool(self.busy)  # shown only while a build runs: the footer has room for 80 columns
         if action in ("build_host", "build_pair", "build_arm64"):
+            if action == "build_pair" and not any(o.available and o.key in PAIRS for o in self.options):
+                return False  # hidden where no pair can be built here; the options above say why
+            if action == "build_arm64" and self._option("arm64") is None:
+                return False
             if self.busy:
                 return None
-            if action == "build_pair":
-                # Hidden where no pair can be built here; the options above say why.
-                return any(o.available and o.key in PAIRS for o in self.options)
         return super().check_action(action, parameters)
 
     def action_build_host(self) -> None:

@@ -39,12 +39,15 @@ def emulation_checks(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _qemu_words(detail: str) -> str:
-    """`QEMU 11.1.3, -cpu max: SME, SME2, SME2p1, streaming vector length 256 bits` from the doctor's detail."""
+    """`QEMU 11.1.3, probe: SME2, SVL 256 bits` from the doctor's detail (which has the whole probe verdict)."""
     version = re.match(r"QEMU [0-9][^ ]*", detail)
-    probe = re.search(r"probe (-cpu [^;]*?)(?: \(HWCAP2[^)]*\))?$", detail)
     if version is None:
         return detail
-    return version.group(0) + (f", {probe.group(1)}" if probe else "")
+    probe = detail.partition("probe ")[2]
+    features = "SME2" if re.search(r"\bSME2\b", probe) else ("SME only" if re.search(r"\bSME\b", probe) else "")
+    svl = re.search(r"vector length (\d+) bits", probe)
+    words = ", ".join(x for x in (features, f"SVL {svl.group(1)} bits" if svl else "") if x)
+    return version.group(0) + (f", probe: {words}" if words else "")
 
 
 def emulation_text(checks: dict[str, dict[str, Any]]) -> Text:
@@ -58,7 +61,7 @@ def emulation_text(checks: dict[str, dict[str, Any]]) -> Text:
     if all(c.get("status") == "pass" for c in (cross, qemu, wheel)):
         text.append("ready", style="bold green")
         text.append(f" — {_qemu_words(str(qemu.get('detail', '')))}")
-        text.append("\n  t on the Model step runs SME2 on/off under QEMU: which kernels ran, not speed", style="dim")
+        text.append("\n  t on the Model step: SME2 on/off under QEMU (evidence, not speed)", style="dim")
         return text
     if cross.get("status") != "pass":
         text.append("no aarch64 cross compiler", style="bold yellow")
