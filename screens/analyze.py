@@ -189,6 +189,8 @@ class AnalyzeScreen(StepScreen):
         tabs = self.query_one(TabbedContent)
         # The step's why-line speaks of speed; an emulated run's answer is evidence.
         self.query_one("#why", Static).update(EMULATED_WHY if is_emulated(self.run) else WHY[self.STEP])
+        # The time an emulated run records is the emulator's: the tab says so wherever the eye lands first.
+        tabs.get_tab("tab-latency").label = "Emulated ms" if is_emulated(self.run) else "Latency"
         if is_emulated(self.run):
             tabs.show_tab("tab-evidence")
             tabs.active = "tab-evidence"

@@ -171,7 +171,7 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     plt.xlim(0.5, len(cells) + 0.5)
     _ticks(plt.xticks, [c["variant"] for c in cells], width)
     # Emulated milliseconds are a record of the run, not hardware time: the chart says so in its title.
-    plt.title(("emulated ms (not hardware time)" if emulated else "ms") + ", log: median ◆ p10–p90 │")
+    plt.title(("emulated ms" if emulated else "ms") + ", log: median ◆ p10–p90 │")
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,

@@ -50,12 +50,14 @@ def _qemu_words(detail: str) -> str:
     return version.group(0) + (f", probe: {words}" if words else "")
 
 
-def emulation_text(checks: dict[str, dict[str, Any]]) -> Text:
-    """Whether SME2 emulation is available, and the one thing to do when it is not."""
+def emulation_text(checks: dict[str, dict[str, Any]], checked: bool = False) -> Text:
+    """Whether SME2 emulation is available, and the one thing to do when it is not (`checked`: the doctor has
+    finished, so no checks means it could not tell)."""
     text = Text()
     text.append("SME2 emulation: ", style="bold")
     if not checks:
-        text.append("checking…", style="dim")
+        text.append("unknown (the doctor said nothing about it): e sets it up" if checked else "checking…",
+                    style="dim")
         return text
     cross, qemu, wheel = (checks.get(name, {}) for name in (CROSS, QEMU, WHEEL))
     if all(c.get("status") == "pass" for c in (cross, qemu, wheel)):
@@ -79,7 +81,7 @@ def emulation_text(checks: dict[str, dict[str, Any]]) -> Text:
 
 
 def verdict_text(host: dict[str, object], devices: DevicesReport | None, target: str,
-                 emulation: dict[str, dict[str, Any]] | None = None) -> Text:
+                 emulation: dict[str, dict[str, Any]] | None = None, checked: bool = False) -> Text:
     text = Text()
     sme = str(host.get("sme", "unknown"))
     text.append("This host: ", style="bold")
@@ -88,7 +90,7 @@ def verdict_text(host: dict[str, object], devices: DevicesReport | None, target:
     if sme != "sme2":
         text.append("\n  runs here compare XNNPACK vs portable kernels, labelled as such", style="dim")
     text.append("\n")
-    text.append(emulation_text(emulation or {}))
+    text.append(emulation_text(emulation or {}, checked))
     text.append("\nAndroid: ", style="bold")
     if devices is None:
         text.append("checking…", style="dim")
@@ -120,6 +122,7 @@ class EnvironmentScreen(StepScreen):
         super().__init__()
         self.devices: DevicesReport | None = None
         self.emulation: dict[str, dict[str, Any]] = {}
+        self.doctor_done = False
         self.job = ""
 
     def compose_main(self) -> ComposeResult:
@@ -141,6 +144,7 @@ class EnvironmentScreen(StepScreen):
             return
         self.reset_checks()
         self.devices = None
+        self.doctor_done = False
         self.job = "doctor"
         self.log_pane.mirror_to(self.state.output_root / ".cache" / "tui" / "environment.log")
         self.start_job("doctor", self._doctor_and_devices)
@@ -207,6 +211,7 @@ class EnvironmentScreen(StepScreen):
             target = self._target()
             checks = list(event.data.get("checks", []))
             self.emulation = emulation_checks(checks)
+            self.doctor_done = True
             for check in checks:
                 needed = check.get("required_for", "all")
                 # Android-only and emulation-only checks block only their target's runs; runner-build tools
@@ -235,4 +240,4 @@ class EnvironmentScreen(StepScreen):
 
     def _show_verdict(self) -> None:
         self.query_one("#verdict", Static).update(
-            verdict_text(self.state.host, self.devices, self._target(), self.emulation))
+            verdict_text(self.state.host, self.devices, self._target(), self.emulation, self.doctor_done))

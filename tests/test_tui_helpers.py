@@ -28,9 +28,53 @@ FIXTURE = Path(__file__).parent / "data" / "tui_run"
 RUN_NAME = "20261123T212444Z-tiny"
 
 
-def doctor_events(failing: str | None = None) -> list[Event]:
-    """The recorded doctor run; `failing` turns that check into a failure (as a missing package would)."""
-    events = read_events(FIXTURE / "doctor_events.jsonl")
+EMULATED_FIXTURE = Path(__file__).parent / "data" / "tui_emulated"
+EMULATED_NAME = "20261128T082457Z-emulated-sme2"
+CROSS_OK = ("aarch64 cross compiler", "pass",
+            "aarch64-linux-gnu-g++ (Debian 12.2.0-14) 12.2.0 (/usr/bin/aarch64-linux-gnu-g++)", "")
+# The doctor's "SME2 emulation" section as the core words it (sme2tui.emulator.setup.emulation_checks), recorded
+# on this machine with an empty cache, with the cache set up, and without the cross compiler.
+EMULATION_CHECKS: dict[str, list[tuple[str, str, str, str]]] = {
+    "missing": [CROSS_OK,
+                ("qemu (SME2 emulation)", "warn",
+                 "SME2 emulation is not set up on this machine (no qemu-aarch64 on PATH)",
+                 "run `sme2tui setup emulator`"),
+                ("aarch64 executorch wheel", "warn", "not downloaded", "run `sme2tui setup emulator`")],
+    "ready": [CROSS_OK,
+              ("qemu (SME2 emulation)", "pass",
+               "QEMU 11.1.3 (debian-sid, ~/.cache/sme2tui/emulator/qemu-11.1.3+ds-1/qemu-aarch64); probe -cpu max: "
+               "SME, SME2, SME2p1, streaming vector length 256 bits (HWCAP2 0x7fffbff47fc77fff)", ""),
+              ("aarch64 executorch wheel", "pass", "executorch 1.5.1+cpu aarch64 at ~/.cache/sme2tui/emulator/"
+               "executorch-1.5.1-aarch64/executorch (sha256 8ee02348a3ea80dd…)", "")],
+    "no-cross": [("aarch64 cross compiler", "warn", "no aarch64 cross compiler (aarch64-linux-gnu-g++) on PATH",
+                  "Debian/Ubuntu: `apt-get install g++-aarch64-linux-gnu` (brings the aarch64 glibc and libstdc++ "
+                  "under /usr/aarch64-linux-gnu); other Linux: install an aarch64-linux-gnu GCC with a glibc sysroot "
+                  "and set SME2TUI_AARCH64_SYSROOT to it; macOS: not supported (QEMU has no user mode there)"),
+                 ("qemu (SME2 emulation)", "warn",
+                  "SME2 emulation is not set up on this machine (no qemu-aarch64 on PATH)",
+                  "run `sme2tui setup emulator`"),
+                 ("aarch64 executorch wheel", "warn", "not downloaded", "run `sme2tui setup emulator`")],
+}
+
+
+def _with_emulation(events: list[Event], emulation: str) -> list[Event]:
+    """The recorded doctor run (made before the emulation section existed) with that section as it reads now."""
+    checks = EMULATION_CHECKS[emulation]
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, StepFinished):
+            out += [Checkpoint("doctor", name, status, detail, fix) for name, status, detail, fix in checks]  # type: ignore[arg-type]
+            rows = [{"name": n, "status": st, "detail": d, "fix": f, "required_for": "emulated"}
+                    for n, st, d, f in checks]
+            event = dataclasses.replace(event, data={**event.data, "checks": [*event.data["checks"], *rows]})
+        out.append(event)
+    return out
+
+
+def doctor_events(failing: str | None = None, emulation: str = "missing") -> list[Event]:
+    """The recorded doctor run; `failing` turns that check into a failure (as a missing package would);
+    `emulation`: the SME2 emulation section says "missing", "ready" or "no-cross" (no cross compiler)."""
+    events = _with_emulation(read_events(FIXTURE / "doctor_events.jsonl"), emulation)
     if failing is None:
         return events
     out: list[Event] = []
@@ -89,6 +133,9 @@ def replay_services(**kwargs: Any) -> ReplayServices:
         "run_dir": Path("runs") / RUN_NAME,
         "options": [
             BuildOption("host-native", "native host runner (sme2_runner)", True, "takes seconds"),
+            BuildOption("arm64", "arm64 runner for the emulated target (SME2 on/off under QEMU)", False,
+                        "SME2 emulation is not set up on this machine: press e on the Environment step (or "
+                        "`sme2tui setup emulator`)"),
             BuildOption("host-pair", "SME2 on/off pair for this host", False, "this x86_64 host has no SME2"),
             BuildOption("android-pair", "SME2 on/off pair for Android", False,
                         "Android NDK missing: export ANDROID_NDK=/path/to/ndk"),
