@@ -282,3 +282,22 @@ def _runner_processes(device_root: Path) -> list[str]:
     out = subprocess.run(["pgrep", "-f", str(device_root / "data/local/tmp/sme2tui/runners")], capture_output=True,
                          text=True, check=False)
     return out.stdout.split()
+
+
+def test_a_round_on_the_phone_says_it_is_alive() -> None:
+    """While adb waits for the runner, the cell reports about once a second (the phone says nothing until exit)."""
+    import queue
+
+    from sme2tui.events import CellStatus, Event
+    from sme2tui.run.android import _heartbeat
+
+    out: queue.Queue[Event | None] = queue.Queue()
+    with _heartbeat(out, "c", "round 2/3 on phone", 5, 10, {"device": "phone"}):
+        time.sleep(2.3)
+    beats = [out.get_nowait() for _ in range(out.qsize())]
+    assert len(beats) in (2, 3)
+    first = beats[0]
+    assert isinstance(first, CellStatus) and first.detail == "round 2/3 on phone: 1 s"
+    assert (first.iterations_done, first.iterations_total, first.extra) == (5, 10, {"device": "phone"})
+    time.sleep(1.2)
+    assert out.empty()  # stopped with the block

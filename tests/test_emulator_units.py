@@ -261,3 +261,61 @@ def test_emulated_config_refuses_what_cannot_run() -> None:
         parse_config({**base, "target": {"kind": "host"}, "variants": [{"name": "a", "cpu": "max"}]})
     with pytest.raises(ConfigError, match="svl_bits"):
         parse_config({**base, "target": {"kind": "emulated", "svl_bits": 300}})
+
+
+# --- heartbeats and words (the wizard's live progress and the console's summary of an emulated run) ---------
+
+
+def test_an_emulated_round_says_it_is_alive(tmp_path: Path) -> None:
+    """A round that takes seconds reports about once a second (here `sleep` stands in for qemu-aarch64)."""
+    from sme2tui.events import CellStatus
+    from sme2tui.run.emulated import run_qemu
+
+    beats: list[float] = []
+
+    def beat(elapsed: float) -> CellStatus:
+        beats.append(elapsed)
+        return CellStatus("c", "running", f"round 1/2: {elapsed:.0f} s")
+
+    rounds = run_qemu(["sleep", "2.3"], tmp_path, 0, None, None, 30.0, beat)
+    events = []
+    try:
+        while True:
+            events.append(next(rounds))
+    except StopIteration as done:
+        code, seconds, stats = done.value
+    assert code == 0 and stats is None and seconds >= 2.3
+    assert len(events) == len(beats) in (2, 3) and all(b >= 1.0 for b in beats)
+    assert isinstance(events[0], CellStatus) and events[0].detail == "round 1/2: 1 s"
+
+
+def test_a_dropped_round_kills_its_emulator(tmp_path: Path) -> None:
+    """Closing the generator (a consumer that stops listening) must not leave qemu running."""
+    from sme2tui.events import CellStatus
+    from sme2tui.run.emulated import run_qemu
+
+    rounds = run_qemu(["sleep", "29.731"], tmp_path, 0, None, None, 60.0, lambda s: CellStatus("c", "running", "x"))
+    next(rounds)
+    rounds.close()
+    out = subprocess.run(["pgrep", "-f", "^sleep 29.731$"], capture_output=True, text=True, check=False)
+    assert not out.stdout.strip()
+
+
+def test_the_console_says_what_good_looks_like_for_the_target() -> None:
+    from sme2tui.report.console import GOOD_EMULATED, GOOD_MEASURED, good_looks_like
+
+    assert good_looks_like({"target": "emulated", "emulated": {"pairs": []}}) == GOOD_EMULATED
+    assert good_looks_like({"target": "host"}) == GOOD_MEASURED
+    assert "interval" not in GOOD_EMULATED and "never a speedup" in GOOD_EMULATED
+
+
+def test_the_host_sme2_warning_points_at_the_emulated_target_on_linux() -> None:
+    from sme2tui.doctor import check_host_sme
+    from sme2tui.hostinfo import collect_host_facts
+
+    facts = collect_host_facts()
+    if facts.sme == "sme2":
+        pytest.skip("this host has SME2: no warning to check")
+    linux = check_host_sme(facts, system="Linux")
+    assert "sme2tui setup emulator" in linux.fix and "configs/examples/emulated_sme2.json" in linux.fix
+    assert "emulated" not in check_host_sme(facts, system="Darwin").fix  # no QEMU user mode on macOS
