@@ -191,6 +191,7 @@ class AnalyzeScreen(StepScreen):
         self.query_one("#why", Static).update(EMULATED_WHY if is_emulated(self.run) else WHY[self.STEP])
         # The time an emulated run records is the emulator's: the tab says so wherever the eye lands first.
         tabs.get_tab("tab-latency").label = "Emulated ms" if is_emulated(self.run) else "Latency"
+        tabs.set_class(is_emulated(self.run), "-emulated")
         if is_emulated(self.run):
             tabs.show_tab("tab-evidence")
             tabs.active = "tab-evidence"

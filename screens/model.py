@@ -151,11 +151,19 @@ class ModelScreen(StepScreen):
         chosen = [self.model_specs[i] for i in self.query_one("#models", SelectionList).selected]
         ready = [m for m in chosen if m.get("pte")]
         dtypes.disabled = bool(chosen) and len(ready) == len(chosen)
-        dtypes.border_subtitle = ".pte: own dtype" if ready else ""
+        dtypes.border_subtitle = "not for .pte" if ready else ""
 
     def _label(self, spec: dict[str, Any]) -> str:
+        # The dtype in the list (the dtype picker does not apply to it); the delegation is said when it is added
+        # and shown in the export table (the list is 28 columns at 80).
         facts = self.programs.get(model_key(spec))
-        return model_label(spec, facts.short if facts else "")
+        return model_label(spec, facts.dtype if facts else "")
+
+    def _program_of(self, subject: str) -> ProgramFacts | None:
+        """The facts of the ready program an export subject (`model/dtype/delegate`) names."""
+        model = subject.split("/")[0]
+        return next((facts for spec in self.model_specs if spec.get("pte") and model_id(spec) == model
+                     for facts in [self.programs.get(model_key(spec))] if facts is not None), None)
 
     def _read_program(self, spec: dict[str, Any]) -> None:
         """A ready program from a config: its facts read now (a file that cannot be read says so at export)."""
@@ -475,7 +483,9 @@ class ModelScreen(StepScreen):
                 row["cached"] = "yes"
                 row["time"] = "cached"
             elif event.name == "ready .pte":
-                row.update(delegation="as exported (.pte)", numerics="– no eager model", time="given")
+                facts = self._program_of(event.subject)
+                took = f"{facts.delegation} (.pte)" if facts else "as exported (.pte)"
+                row.update(delegation=took, numerics="– no eager model", time="given")
         else:
             return
         self._show_exports()

@@ -52,11 +52,6 @@ class ProgramFacts:
     delegation: str  # "xnnpack", "portable" (no delegate), or backends joined with "+"
     evidence: str  # how the dtype was decided
 
-    @property
-    def short(self) -> str:
-        """For the model list: `int8 xnnpack`."""
-        return f"{self.dtype} {self.delegation}"
-
 
 @dataclass(frozen=True)
 class ModelChoice:

@@ -279,11 +279,11 @@ async def test_a_ready_program_on_the_emulated_target_keeps_the_pair(tmp_path: P
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmScreen)  # the pair differs in the CPU: it applies
         models = screen.query_one("#models", SelectionList)
-        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte int8 xnnpack)"
+        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte int8)"
         assert "int8, delegated to xnnpack" in notes(app)[-1]
         config = app.state.config()
         assert config.cell_count() == 2 + 2  # mobilenet_quick fp32 and the program in its own dtype, on and off
-        assert screen.query_one("#dtypes").border_subtitle == ".pte: own dtype"
+        assert screen.query_one("#dtypes").border_subtitle == "not for .pte"
 
 
 @run_async

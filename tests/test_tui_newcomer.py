@@ -189,7 +189,7 @@ async def test_a_ready_pte_is_added_as_a_program(tmp_path: Path, monkeypatch: py
         assert spec == {"pte": str(tmp_path / "progs" / "mine.pte")}  # a program, not a factory row
         models = screen.query_one("#models", PickList)
         # Its dtype and delegation, read from the program at once: in the list and in what is said.
-        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte fp32 xnnpack)"
+        assert str(models.get_option_at_index(models.option_count - 1).prompt) == "mine (.pte fp32)"
         size = PROGRAM.stat().st_size / 1000
         assert list(app._notifications)[-1].message == (
             f"added mine: ready program mine.pte ({size:.1f} kB): fp32, delegated to xnnpack; runs as exported — "

@@ -8,13 +8,20 @@ the SVGs before committing them.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.widgets import Input, TabbedContent
 
 from screens.run import RunScreen
-from sme2tui.events import CellStatus, StepStarted
+from screens.services import ReplayServices, read_events
+from screens.state import WizardState
+from sme2tui.events import CellStatus, Event, StepStarted
 from tests.test_tui_helpers import (
+    EMULATED_FIXTURE,
+    EMULATED_NAME,
+    FIXTURE,
     cached_export_events,
     doctor_events,
     make_app,
@@ -25,8 +32,7 @@ from tests.test_tui_helpers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
     import pytest
     from textual.pilot import Pilot
@@ -213,3 +219,122 @@ def test_history(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.
     workspace(tmp_path, monkeypatch)
     assert snap_compare(make_app(replay_services(), start="history"), terminal_size=(80, 24),
                         run_before=_settled())
+
+
+# --- the emulated target (issue 11) and ready programs --------------------------------------------------
+
+
+class _SetUpOnce(ReplayServices):
+    """The doctor finds emulation missing, the set-up runs, the doctor then finds it ready."""
+
+    def doctor(self, output_root: Path) -> Iterator[Event]:
+        self.calls.append("doctor")
+        return iter(doctor_events(emulation="ready" if "setup-emulator" in self.calls else "missing"))
+
+
+def test_environment_emulation_ready(snap_compare: SnapCompare, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(doctor_events=doctor_events(emulation="ready")))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled())
+
+
+def test_environment_emulation_set_up(snap_compare: SnapCompare, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """e, y: the set-up's live log, then the doctor again, now saying ready."""
+    workspace(tmp_path, monkeypatch)
+    defaults = replay_services()
+    services = _SetUpOnce(options=defaults.options, setup_events=read_events(EMULATED_FIXTURE / "setup_events.jsonl"))
+    assert snap_compare(make_app(services), terminal_size=(80, 24), run_before=_settled("e", "y"))
+
+
+def test_model_emulated_target(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """t: the SME2 on/off pair under QEMU, its short run, the target in the variants' title."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(emulation=None), start="model")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled("t"))
+
+
+def test_model_emulated_target_wide(snap_compare: SnapCompare, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(emulation=None), start="model")
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled("t"))
+
+
+def test_model_ready_program_offer(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ready .pte added on the host: its dtype and delegation at once, and its own variant offered."""
+    workspace(tmp_path, monkeypatch)
+    (tmp_path / "mine.pte").write_bytes((FIXTURE.parent / "pte" / "int8_xnnpack.pte").read_bytes())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press(*"mine.pte", "enter")
+        await settle(pilot)
+
+    assert snap_compare(make_app(replay_services(), start="model"), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_model_ready_program_as_exported(snap_compare: SnapCompare, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """…accepted: the program alone, its own variant, dtypes greyed out (it has its own)."""
+    workspace(tmp_path, monkeypatch)
+    (tmp_path / "mine.pte").write_bytes((FIXTURE.parent / "pte" / "int8_xnnpack.pte").read_bytes())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press(*"mine.pte", "enter")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        pilot.app.clear_notifications()  # the toast covers the lists at 80x24
+        await settle(pilot)
+
+    assert snap_compare(make_app(replay_services(), start="model"), terminal_size=(80, 24), run_before=run_before)
+
+
+def _emulated_app(services: ReplayServices, start: str, run_dir: Path | None = None) -> Any:
+    app = make_app(services, start=start, run_dir=run_dir)
+    host = app.state.host
+    app.state = WizardState.load(Path("runs") / EMULATED_NAME / "config.json", Path("runs"))
+    app.state.config_source = "emulated_sme2.json"
+    app.state.host, app.state.run_dir = host, run_dir
+    return app
+
+
+def _emulated_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    workspace(tmp_path, monkeypatch)
+    shutil.copytree(EMULATED_FIXTURE / EMULATED_NAME, tmp_path / "runs" / EMULATED_NAME)
+    return Path("runs") / EMULATED_NAME
+
+
+def test_run_emulated_rounds(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorded emulated run up to its first heartbeat: the round, what it is for, how long so far."""
+    _emulated_workspace(tmp_path, monkeypatch)
+    events = read_events(EMULATED_FIXTURE / EMULATED_NAME / "logs" / "events.jsonl")
+    cut = next(i for i, e in enumerate(events) if isinstance(e, CellStatus) and e.detail.endswith(" s")) + 1
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, RunScreen)
+        screen.feed(events[:cut])
+        await settle(pilot)
+
+    app = _emulated_app(replay_services(emulation=None), "run")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_analyze_emulated_evidence(snap_compare: SnapCompare, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = _emulated_workspace(tmp_path, monkeypatch)
+    app = _emulated_app(replay_services(), "analyze", run_dir)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled())
+
+
+def test_analyze_emulated_evidence_wide(snap_compare: SnapCompare, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """120x40 with the guide: the panels, the numerics, the published figures and the kernel names."""
+    run_dir = _emulated_workspace(tmp_path, monkeypatch)
+    app = _emulated_app(replay_services(), "analyze", run_dir)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=_settled("v"))
