@@ -4,6 +4,7 @@
     python scripts/gen_docs.py            # rewrite the samples in README, AGENTS.md, docs/, skills/ and docs/img/
     python scripts/gen_docs.py --check    # exit 1 and list what is stale (what tests/test_docs_samples.py runs)
     python scripts/gen_docs.py --capture  # also re-capture the machine-dependent samples on this machine
+    python scripts/gen_docs.py --capture doctor doctor-json  # re-capture only these
 
 Why: a sample that was typed by hand, or captured once and never again, drifts from the code and then
 teaches the wrong thing. So the pages carry two kinds of marked blocks:
@@ -625,8 +626,9 @@ def doc_files() -> list[Path]:
     return sorted(files)
 
 
-def process(check: bool, capture: bool) -> list[str]:
-    """Regenerate (or check) every marked block and diagram; return the problems (check mode: what is stale)."""
+def process(check: bool, capture: bool | Sequence[str]) -> list[str]:
+    """Regenerate (or check) every marked block and diagram; return the problems (check mode: what is stale).
+    `capture`: re-capture every machine-dependent sample (True), none (False), or the ones named."""
     problems: list[str] = []
     cache: dict[str, str] = {}
     used: set[str] = set()
@@ -638,7 +640,7 @@ def process(check: bool, capture: bool) -> list[str]:
             kind, name, body = match.group(1), match.group(2), match.group(3)
             used.add(name)
             if kind == "captured":
-                if capture:
+                if capture is True or (not isinstance(capture, bool) and name in capture):
                     if name not in CAPTURE_COMMANDS:
                         problems.append(f"{rel}: no capture command for {name!r}")
                         return match.group(0)
@@ -671,9 +673,11 @@ def process(check: bool, capture: bool) -> list[str]:
 def main_(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is stale")
-    parser.add_argument("--capture", action="store_true", help="re-run the machine-dependent commands too")
+    parser.add_argument("--capture", nargs="*", metavar="NAME",
+                        help="re-run the machine-dependent commands too (all, or only the samples named)")
     args = parser.parse_args(argv)
-    problems = process(check=args.check, capture=args.capture)
+    capture: bool | list[str] = False if args.capture is None else (args.capture or True)
+    problems = process(check=args.check, capture=capture)
     if args.check:
         for problem in problems:
             print(problem, file=sys.stderr)
