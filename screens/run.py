@@ -60,8 +60,10 @@ class RunScreen(StepScreen):
         table = self.query_one("#cells", DataTable)
         table.add_column("cell", key="cell")
         table.add_column("state", key="state")
-        table.add_column("iterations", key="iterations")
+        # The round and its seconds (the live part) before the counts: the bar and the line above sum the counts,
+        # and at 80 columns (or beside the guide) the last column is the one that scrolls out of view.
         table.add_column("detail", key="detail")
+        table.add_column("iterations", key="iterations")
         table.border_title = "cells"
         self.show_info()
 
@@ -224,7 +226,7 @@ class RunScreen(StepScreen):
             table.update_cell(event.cell_id, "iterations", iterations, update_width=True)
             table.update_cell(event.cell_id, "detail", event.detail, update_width=True)
         else:
-            table.add_row(event.cell_id, state, iterations, event.detail, key=event.cell_id)
+            table.add_row(event.cell_id, state, event.detail, iterations, key=event.cell_id)
         done, total = self._iterations()
         bar = self.query_one("#overall", ProgressBar)
         bar.display = True
