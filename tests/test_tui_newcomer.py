@@ -329,7 +329,7 @@ async def test_the_run_bar_follows_measured_iterations(tmp_path: Path, monkeypat
         bar = screen.query_one("#overall", ProgressBar)
         assert bar.percentage == pytest.approx(0.67)  # cells finish together at the end: 0% before
         table = screen.query_one("#cells", DataTable)
-        assert [table.get_row(k)[2] for k in ("a__fp32__x__t1", "b__fp32__x__t1")] == ["134/200", "134/200"]
+        assert [table.get_cell(k, "iterations") for k in ("a__fp32__x__t1", "b__fp32__x__t1")] == ["134/200", "134/200"]
 
 
 # --- layout ---------------------------------------------------------------------------------------------
