@@ -693,7 +693,12 @@ def resolve_paths(config: RunConfig, *, base: Path) -> RunConfig:
 
 
 def _check_ready_program_facts(config: RunConfig) -> None:
-    """Rules that need the programs' contents: the same file twice, a delegate or dtype the program lacks."""
+    """Rules that need the programs' contents: the same file twice, a delegate the program lacks.
+
+    `dtypes` is not checked against a ready program: it applies to exported models only, and a ready program's
+    cells take the dtype read from the program (the export step says so), so swapping the models of a config
+    for ready programs of any dtype keeps it valid.
+    """
     seen: dict[tuple[int, int], int] = {}
     for i, model in enumerate(config.models):
         if not model.pte or model.program is None:
@@ -712,11 +717,3 @@ def _check_ready_program_facts(config: RunConfig) -> None:
                     "into a .pte when it is exported", where=f"variants[{index}].delegate",
                     fix="leave `delegate` out of the variant (a ready program runs as exported), or export the "
                     f"model again with {variant.delegate}")
-        if "dtypes" in config.model_fields_set and all(m.pte for m in config.models) \
-                and facts.dtype not in config.dtypes:
-            raise ConfigError(
-                f"models[{i}] ({model.source}) is an {facts.dtype} program, but `dtypes` lists "
-                f"{', '.join(config.dtypes)}: `dtypes` does not apply to a ready program (its dtype is baked in; "
-                f"read from the program: {facts.dtype_evidence})", where="dtypes",
-                fix="leave `dtypes` out (cells take the program's own dtype), or export the model in the dtype "
-                "you want")

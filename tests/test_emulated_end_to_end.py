@@ -103,7 +103,7 @@ def test_ready_pte_files_follow_the_same_rules(emulated_run: dict[str, Any], tmp
     assert len(programs) == 3
     config = json.loads(EXAMPLE.read_text())
     config.pop("$schema")
-    config.pop("dtypes")  # a ready program's dtype is read from it (`dtypes` does not apply to ready programs)
+    # The models swapped, nothing else: `dtypes` stays and does not apply (a ready program's dtype is read from it).
     config.update(name="ready-pte", iterations=2, rounds=2,
                   models=[{"pte": str(p), "name": p.stem.split("__")[1]} for p in programs])
     path = tmp_path / "ready.json"
