@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sme2tui import __version__
-from sme2tui.errors import ConfigError, Sme2Error
+from sme2tui.errors import AnalysisError, ConfigError, Sme2Error
 from sme2tui.exit_codes import EXIT_CODE_MEANINGS, ExitCode
 
 BUILTIN_DEFAULT = Path(__file__).resolve().parent / "data" / "quickstart.json"
@@ -32,9 +32,42 @@ def _exit_codes_epilog() -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors use our exit code and format (what, where, fix)."""
 
+    _argv: tuple[str, ...] = ()
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._argv = tuple(str(a) for a in (sys.argv[1:] if args is None else args))
+        return super().parse_args(args, namespace)
+
+    def _unknown_option(self, tokens: list[str]) -> tuple[str, str] | None:
+        """The first unknown `--flag` among tokens, with a did-you-mean (or: that key belongs in the config)."""
+        for token in tokens:
+            flag = token.split("=", 1)[0]
+            if not flag.startswith("--") or flag in self._option_string_actions:
+                continue
+            key = flag[2:].replace("-", "_")
+            from sme2tui.config import RunConfig
+
+            if key in RunConfig.model_fields:
+                return (f"unknown option `{flag}`: `{key}` is a config key, not a command-line flag",
+                        f"set `{key}` in a config file and pass it with --config FILE (`sme2tui init` writes one)")
+            guess = difflib.get_close_matches(flag, [o for o in self._option_string_actions if o.startswith("--")],
+                                              n=1, cutoff=0.6)
+            return f"unknown option `{flag}`", (f"did you mean `{guess[0]}`? " if guess else "") + \
+                f"see `{self.prog} --help`"
+        return None
+
     def error(self, message: str) -> Any:
         fix = f"see `{self.prog} --help`"
         choice = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if choice:  # an unknown `--flag VALUE` before the command makes argparse take VALUE for the command
+            before = list(self._argv[:self._argv.index(choice.group(1))]) if choice.group(1) in self._argv else []
+            unknown = self._unknown_option(before)
+        elif message.startswith("unrecognized arguments: "):
+            unknown = self._unknown_option(message.removeprefix("unrecognized arguments: ").split())
+        else:
+            unknown = None
+        if unknown:
+            raise ConfigError(unknown[0], where=f"command line: {self.prog}", fix=unknown[1])
         if choice:
             options = re.findall(r"'([^']*)'", choice.group(2))
             guess = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
@@ -490,6 +523,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if not path.exists():
             raise ConfigError(f"no such file or folder: {path}", where="command line",
                               fix="pass a run folder (runs/<stamp>-<name>), a kit run folder or an .etdump file")
+        if os.path.lexists(path / "manifest.json") and not (path / "manifest.json").is_file():
+            raise AnalysisError(f"{path / 'manifest.json'} is not a regular file: the run folder is damaged",
+                                where=str(path / "manifest.json"),
+                                fix="restore manifest.json from a copy of the run folder, or run the config again")
         if not (path / "manifest.json").is_file():
             from sme2tui.kit.folder import kit_folders_below
 

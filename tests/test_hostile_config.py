@@ -290,6 +290,21 @@ def test_misspelled_subcommand_gets_a_did_you_mean(capsys: pytest.CaptureFixture
     assert code == ExitCode.CONFIG and "did you mean `models`?" in output
 
 
+@pytest.mark.parametrize(("argv", "flag", "expected"), [
+    # argparse alone would call the flag's value an invalid command ("invalid choice: '3'")
+    (["--auto", "--iterations", "3"], "--iterations", "`iterations` is a config key, not a command-line flag"),
+    (["--auto", "--warmup=3"], "--warmup", "`warmup` is a config key, not a command-line flag"),
+    (["--auot"], "--auot", "did you mean `--auto`?"),
+    (["--outptu-root", "x", "run"], "--outptu-root", "did you mean `--output-root`?"),
+    (["doctor", "--jsn"], "--jsn", "did you mean `--json`?"),
+])
+def test_unknown_flags_are_named_with_a_fix(argv: list[str], flag: str, expected: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, output = _cli(argv, capsys)
+    assert code == ExitCode.CONFIG and f"unknown option `{flag}`" in output, output
+    assert expected in output and "invalid choice" not in output, output
+
+
 def test_config_pointing_at_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--auto", "--config", str(tmp_path)], ["config", "validate", str(tmp_path)]):
         code, output = _cli(argv, capsys)
