@@ -232,7 +232,6 @@ MANIFEST_CASES: dict[str, Mutation] = {
     **_json_file_mutations("manifest.json"),
     **{f"manifest.json without {key}": _rewrite("manifest.json", _drop(key))
        for key in ("cells", "config_hash", "status", "versions", "files", "warnings", "exports", "schema_version")},
-    "manifest.json is a folder": _to_folder("manifest.json"),
     "manifest cells is a list": _rewrite("manifest.json", _set([], "cells")),
     "manifest cells is a string": _rewrite("manifest.json", _set("x", "cells")),
     "manifest cell is null": _rewrite("manifest.json", lambda d: _set(None, "cells", _first_cell(d))(d)),
