@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sme2tui import __version__
 from sme2tui.errors import AnalysisError, ConfigError, Sme2Error
@@ -38,11 +38,22 @@ class _Parser(argparse.ArgumentParser):
         self._argv = tuple(str(a) for a in (sys.argv[1:] if args is None else args))
         return super().parse_args(args, namespace)
 
+    def _options_in_reach(self) -> tuple[set[str], str]:
+        """The flags of this parser and of the (sub)commands named on the command line, and the deepest prog."""
+        known, parser = set(self._option_string_actions), cast(argparse.ArgumentParser, self)
+        for token in self._argv:
+            commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+            if commands is not None and token in commands.choices:
+                parser = commands.choices[token]
+                known |= set(parser._option_string_actions)
+        return known, parser.prog
+
     def _unknown_option(self, tokens: list[str]) -> tuple[str, str] | None:
         """The first unknown `--flag` among tokens, with a did-you-mean (or: that key belongs in the config)."""
+        known, prog = self._options_in_reach()
         for token in tokens:
             flag = token.split("=", 1)[0]
-            if not flag.startswith("--") or flag in self._option_string_actions:
+            if not flag.startswith("--") or flag in known:
                 continue
             key = flag[2:].replace("-", "_")
             from sme2tui.config import RunConfig
@@ -50,10 +61,9 @@ class _Parser(argparse.ArgumentParser):
             if key in RunConfig.model_fields:
                 return (f"unknown option `{flag}`: `{key}` is a config key, not a command-line flag",
                         f"set `{key}` in a config file and pass it with --config FILE (`sme2tui init` writes one)")
-            guess = difflib.get_close_matches(flag, [o for o in self._option_string_actions if o.startswith("--")],
-                                              n=1, cutoff=0.6)
+            guess = difflib.get_close_matches(flag, sorted(o for o in known if o.startswith("--")), n=1, cutoff=0.6)
             return f"unknown option `{flag}`", (f"did you mean `{guess[0]}`? " if guess else "") + \
-                f"see `{self.prog} --help`"
+                f"see `{prog} --help`"
         return None
 
     def error(self, message: str) -> Any:

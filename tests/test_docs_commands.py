@@ -159,7 +159,7 @@ def test_a_renamed_flag_or_missing_file_in_a_doc_fails_the_gate(parser: argparse
     typo = page.replace("sme2tui analyze --warmup 3", "sme2tui analyze --warmups 3", 1)
     moved = page.replace("runs/reference/cells/", "runs/reference/cell/", 1)
     wrong_script = page.replace("bash scripts/05_analyze.sh", "bash scripts/05_analyse.sh", 1)
-    for text, expected in ((typo, "unrecognized arguments: --warmups"),
+    for text, expected in ((typo, "unknown option `--warmups`"),
                            (moved, "runs/reference/cell/"),
                            (wrong_script, "scripts/05_analyse.sh does not exist")):
         assert text != page

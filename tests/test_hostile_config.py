@@ -297,6 +297,7 @@ def test_misspelled_subcommand_gets_a_did_you_mean(capsys: pytest.CaptureFixture
     (["--auot"], "--auot", "did you mean `--auto`?"),
     (["--outptu-root", "x", "run"], "--outptu-root", "did you mean `--output-root`?"),
     (["doctor", "--jsn"], "--jsn", "did you mean `--json`?"),
+    (["analyze", "--warmups", "3", "x"], "--warmups", "did you mean `--warmup`? see `sme2tui analyze --help`"),
 ])
 def test_unknown_flags_are_named_with_a_fix(argv: list[str], flag: str, expected: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
