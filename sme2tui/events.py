@@ -43,6 +43,12 @@ class Checkpoint:
     subject: str = ""  # which cell/model/tool this is about
 
 
+def warning_text(name: str, detail: str) -> str:
+    """How a warn checkpoint reads in a run's `warnings` list. One spelling for the manifest (which records
+    every warn checkpoint) and the analysis (which adds its own): a warning is listed once, not twice."""
+    return f"{name}: {detail}"
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     step: Step

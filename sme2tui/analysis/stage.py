@@ -16,7 +16,7 @@ from sme2tui.analysis.peers import cell_peers, peers_csv_rows, program_for_cell
 from sme2tui.analysis.shape import compare_shape, load_reference_summary
 from sme2tui.config import RunConfig
 from sme2tui.errors import AnalysisError
-from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
+from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted, warning_text
 from sme2tui.fileio import write_json_atomic, write_text_atomic
 from sme2tui.reference import squeezesam
 from sme2tui.run.cells import Cell, plan_cells
@@ -142,6 +142,15 @@ def _peer_metrics(folder: RunFolder, config: RunConfig, cells: dict[str, CellAna
     return out
 
 
+def unique_warnings(texts: list[str]) -> list[str]:
+    """Each warning once, in first-seen order. A warning also listed with its checkpoint's name in front
+    (`measurement quality: X` beside `X`: manifests written before one spelling was used have both) is
+    kept in the longer, named form."""
+    ordered = list(dict.fromkeys(t for t in texts if isinstance(t, str)))
+    named = {text[i + 2:] for text in ordered for i in range(len(text)) if text.startswith(": ", i)}
+    return [text for text in ordered if text not in named]
+
+
 def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None = None) -> Iterator[Event]:
     """Analyze every measured cell and write `analysis/` — and only `analysis/`: the manifest describes the
     run as it was measured and is never rewritten here (a committed run stays byte-identical). The pipeline
@@ -171,7 +180,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
             continue
         cells[cell.id] = analysis
         for warning in analysis.warnings if config.target.kind != "emulated" else []:
-            new_warnings.append(warning)
+            new_warnings.append(warning_text("measurement quality", warning))  # as the manifest records it
             yield Checkpoint("analyze", "measurement quality", "warn", warning,
                              "close other programs, pin cores (target.cpu_affinity), add iterations",
                              subject=cell.id)
@@ -235,11 +244,11 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         unverified = unverified_builds(config, folder.manifest)
         comparison = comparison_label(config, sme2_capable, unverified)
         if unverified:
-            new_warnings.append(comparison["note"])
+            new_warnings.append(warning_text("pair builds", comparison["note"]))
             yield Checkpoint("analyze", "pair builds", "warn", comparison["note"],
                              "build the pair with `sme2tui build android|macos` (identical CMake caches but for the "
                              "SME switches), or accept the result as build vs build", subject=", ".join(unverified))
-        if comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
+        elif comparison["note"] and not comparison["is_sme2"] and "NOT" in comparison["note"]:
             new_warnings.append(comparison["note"])
         for variant in config.variants:
             members = [(a, folder.cell_dir(a.cell_id)) for a in cells.values() if a.variant == variant.name]
@@ -267,7 +276,7 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         "reference": squeezesam(),
         "evidence": evidence_out,
         **({"emulated": emulated} if emulated is not None else {}),
-        "warnings": list(dict.fromkeys([*folder.manifest.get("warnings", []), *new_warnings])),
+        "warnings": unique_warnings([*folder.manifest.get("warnings", []), *new_warnings]),
     }
     try:
         yield from _write_outputs(folder, out, summary, cells, categorizer)

@@ -27,6 +27,7 @@ from typing import Any
 from sme2tui import __version__
 from sme2tui.config import RunConfig, parse_config
 from sme2tui.errors import AnalysisError, ConfigError
+from sme2tui.events import warning_text
 from sme2tui.fileio import sha256_file, write_json_atomic
 from sme2tui.hostinfo import collect_host_facts
 from sme2tui.run.cells import Cell, plan_cells
@@ -321,8 +322,9 @@ class RunFolder:
     def add_checkpoint(self, record: dict[str, Any]) -> None:
         with self._lock:
             self.manifest["checkpoints"].append(record)
-            if record.get("status") == "warn":
-                self.manifest["warnings"].append(f"{record.get('name')}: {record.get('detail')}")
+            text = warning_text(str(record.get("name")), str(record.get("detail")))
+            if record.get("status") == "warn" and text not in self.manifest["warnings"]:
+                self.manifest["warnings"].append(text)  # a resumed run repeats its checks: listed once
 
     def add_warning(self, text: str) -> None:
         with self._lock:
