@@ -222,7 +222,7 @@ class Pipeline:
 
         runners_dir = self.config.runners_path
         if self.config.target.kind == "emulated" and find_arm64_runner(runners_dir) is None:
-            yield from build_arm64_runner(arm64_build_dir(runners_dir), cancel=self.cancel)
+            yield from build_arm64_runner(arm64_build_dir(runners_dir), cancel=self.cancel, reuse_current=True)
 
     def _steps(self, folder: RunFolder) -> Iterator[Event]:
         yield from self._build_host_runner()

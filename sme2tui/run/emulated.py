@@ -11,7 +11,6 @@ Emulated time is recorded like any timing but is not hardware time: the analysis
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from sme2tui.fileio import write_json_atomic
 from sme2tui.run.cells import Cell, groups
 from sme2tui.run.commands import runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.run.process_group import end_group
 
 EMULATED_NOTE = ("emulated: the official aarch64 ExecuTorch runtime under QEMU user mode on this machine's CPU. "
                  "Emulated time is not hardware time (emulated SME is slower than emulated NEON), so no speedup "
@@ -87,12 +87,6 @@ def _pump(stream: io.BufferedReader, stats: LogStats) -> None:
         stats.feed(raw.decode("ascii", "replace"))
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 # How often a running round says it is alive: emulated rounds take seconds to minutes, and the runner itself
 # says nothing until it exits.
 HEARTBEAT_S = 1.0
@@ -103,43 +97,61 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
              heartbeat: Callable[[float], Event] | None = None) -> Generator[Event, None,
                                                                             tuple[int, float, LogStats | None]]:
     """Run one round, yielding `heartbeat(elapsed seconds)` about once a second; returns (exit code, seconds,
-    stats). With `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory)."""
+    stats). With `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory).
+
+    QEMU runs in its own session: however the round ends (exit, timeout, cancel, Ctrl-C, a consumer that
+    stops listening) its whole process group is killed, as on the host target, so nothing it started outlives
+    the round or keeps the log pipe open."""
     stats = LogStats() if log_flags is not None else None
     read_fd, write_fd = os.pipe() if log_flags is not None else (-1, -1)
     if log_flags is not None:
         argv = [argv[0], *log_flags, "-D", f"/dev/fd/{write_fd}", *argv[1:]]
     started = time.monotonic()
-    with (cell_dir / f"stdout-r{index}.log").open("wb") as out, (cell_dir / f"stderr-r{index}.log").open("wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
-                                pass_fds=(write_fd,) if log_flags is not None else ())
-        reader = None
-        if stats is not None:
-            os.close(write_fd)
-            stream = os.fdopen(read_fd, "rb")
-            reader = threading.Thread(target=_pump, args=(stream, stats), daemon=True)
-            reader.start()
-        beat = started
-        try:
-            while proc.poll() is None:
-                if cancel is not None and cancel.is_set():
-                    _kill(proc)
-                    raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
-                now = time.monotonic()
-                if now - started > timeout:
-                    _kill(proc)
-                    return -9, timeout, stats
-                if heartbeat is not None and now - beat >= HEARTBEAT_S:
-                    beat = now
-                    yield heartbeat(now - started)
-                time.sleep(0.02)
-        except (KeyboardInterrupt, GeneratorExit):
-            _kill(proc)
-            raise
-        finally:
-            if reader is not None:
-                reader.join(timeout=30)
-                stream.close()
-    return proc.returncode or 0, time.monotonic() - started, stats
+    reader: threading.Thread | None = None
+    stream: io.BufferedReader | None = None
+    try:
+        with (cell_dir / f"stdout-r{index}.log").open("wb") as out, \
+                (cell_dir / f"stderr-r{index}.log").open("wb") as err:
+            try:
+                proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, pass_fds=(write_fd,) if log_flags is not None else ())
+            except (OSError, subprocess.SubprocessError) as exc:  # QEMU gone or not executable since setup
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                err.write(f"sme2tui: cannot start {argv[0]}: {reason}\n".encode())
+                return 127, 0.0, stats
+            if stats is not None:
+                os.close(write_fd)
+                write_fd = -1
+                stream = os.fdopen(read_fd, "rb")
+                read_fd = -1
+                reader = threading.Thread(target=_pump, args=(stream, stats), daemon=True)
+                reader.start()
+            beat = started
+            try:
+                while proc.poll() is None:
+                    if cancel is not None and cancel.is_set():
+                        raise Interrupted("cancelled", fix="resume with --resume RUN_DIR")
+                    now = time.monotonic()
+                    if now - started > timeout:
+                        end_group(proc)
+                        return -9, timeout, stats
+                    if heartbeat is not None and now - beat >= HEARTBEAT_S:
+                        beat = now
+                        yield heartbeat(now - started)
+                    time.sleep(0.02)
+            finally:
+                # Exit, timeout, cancel, Ctrl-C (KeyboardInterrupt) or GeneratorExit at a heartbeat: the group
+                # goes (a guest thread or helper QEMU left running would otherwise hold the log pipe open).
+                end_group(proc)
+        return proc.returncode or 0, time.monotonic() - started, stats
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+        if reader is not None:
+            reader.join(timeout=30)
+        if stream is not None:
+            stream.close()
 
 
 def _heartbeat(cell_id: str, doing: str, done: int, total: int) -> Callable[[float], Event]:

@@ -11,11 +11,9 @@ timing output is checked (shape, count, finite non-negative times) before a sing
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +29,7 @@ from sme2tui.fileio import read_tail, write_text_atomic
 from sme2tui.run.cells import Cell
 from sme2tui.run.commands import flavour_of, runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, resume_hint, utc_now
+from sme2tui.run.process_group import kill_group
 from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
 
 MAX_TIMING_BYTES = 16 * 2**20  # 100k iterations of nanosecond integers are ~2 MB
@@ -97,12 +96,6 @@ PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a l
 
 # How often a running round reports that it is alive (the runner itself says nothing until it exits).
 HEARTBEAT_S = 1.0
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the runner's whole process group (it was started in its own session): no orphans."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,

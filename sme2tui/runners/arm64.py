@@ -16,6 +16,7 @@ from sme2tui.errors import EnvironmentProblem
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
 from sme2tui.runners.cmake_build import Stopwatch, binary_arch, build_manifest, configure_and_build
 from sme2tui.runners.host import CACHE_PREFIXES, RUNNER_SRC
+from sme2tui.runners.location import lock_build_folder
 from sme2tui.runners.manifest import MANIFEST_NAME, read_manifest, sha256_of_tree, write_json_atomic
 from sme2tui.runners.toolchain import find_cmake, find_ninja, require_free_space
 
@@ -52,7 +53,11 @@ def toolchain_text(cc: str, cxx: str, sysroot: str) -> str:
 
 def find_arm64_runner(build_root: Path) -> Path | None:
     """The arm64 runner if built from these runner sources against the wheel set up now; else None."""
-    binary = arm64_build_dir(build_root) / BINARY_NAME
+    return _current_runner(arm64_build_dir(build_root))
+
+
+def _current_runner(build_dir: Path) -> Path | None:
+    binary = build_dir / BINARY_NAME
     manifest = read_manifest(binary)
     if manifest is None or manifest.get("variant") != VARIANT:
         return None
@@ -67,9 +72,22 @@ def find_arm64_runner(build_root: Path) -> Path | None:
     return binary
 
 
-def build_arm64_runner(build_dir: Path, *, cancel: threading.Event | None = None) -> Iterator[Event]:
+def build_arm64_runner(build_dir: Path, *, cancel: threading.Event | None = None,
+                       reuse_current: bool = False) -> Iterator[Event]:
+    """Cross-build the arm64 runner in `build_dir`, holding the folder's lock like the host build (a second
+    build waits for the first, and with `reuse_current` uses its result instead of building again)."""
     yield StepStarted("build", "Build the arm64 runner for the emulated target (sme2_runner, aarch64 Linux)")
-    build_dir = build_dir.resolve()
+    build_dir = build_dir.expanduser().absolute()
+    with lock_build_folder(build_dir, action="build the arm64 runner"):
+        current = _current_runner(build_dir) if reuse_current else None
+        if current is not None:
+            yield StepFinished("build", ok=True, summary=f"arm64 runner already built at {current}",
+                               data={"variant": VARIANT, "binary": str(current), "seconds": 0.0})
+            return
+        yield from _build(build_dir, cancel)
+
+
+def _build(build_dir: Path, cancel: threading.Event | None) -> Iterator[Event]:
     require_free_space(build_dir, _NEEDED_BYTES, "the arm64 runner build")
     emulator = load_emulator()
     cross = find_cross_compiler()

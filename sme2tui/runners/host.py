@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING
 
 from sme2tui.errors import EnvironmentProblem
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted
-from sme2tui.run.lock import FolderLock
 from sme2tui.runners.binfmt import host_canonical
 from sme2tui.runners.cmake_build import Stopwatch, binary_arch, build_manifest, configure_and_build
 from sme2tui.runners.etpackage import find_executorch
+from sme2tui.runners.location import lock_build_folder
 from sme2tui.runners.manifest import MANIFEST_NAME, read_manifest, sha256_of_tree, write_json_atomic
 from sme2tui.runners.toolchain import find_cmake, find_cxx, find_ninja, require_free_space
-from sme2tui.storage import require_writable_folder
 
 if TYPE_CHECKING:
     import threading
@@ -39,7 +38,6 @@ CACHE_PREFIXES = (
     "SME2_RUNNER_",
 )
 _NEEDED_BYTES = 64 * 2**20  # one object file, one binary, CMake's scratch files
-_BUILD_WAIT_S = 900.0  # another process building the same runner: wait for it (a build takes seconds)
 
 
 def host_build_dir(build_root: Path) -> Path:
@@ -103,10 +101,7 @@ def build_host_runner(build_dir: Path, *, cancel: threading.Event | None = None,
     """
     yield StepStarted(step="build", title="Build the native host runner (sme2_runner)")
     build_dir = build_dir.expanduser().absolute()
-    require_writable_folder(build_dir, what_path="runners_dir in the config, or --runners-dir",
-                            action="build the host runner")
-    with FolderLock.acquire(build_dir, purpose="build", what="runner build folder",
-                            wait_hint="wait for the other build to finish", wait_s=_BUILD_WAIT_S):
+    with lock_build_folder(build_dir, action="build the host runner"):
         current = find_host_runner(build_dir) if reuse_current else None
         if current is not None:
             yield StepFinished(step="build", ok=True, summary=f"host runner already built at {current}",

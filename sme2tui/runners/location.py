@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sme2tui.run.lock import FolderLock
 
 ENV_VAR = "SME2TUI_RUNNERS_DIR"
+# Another process building the same runner: wait for it (a build takes seconds), then use what it built.
+BUILD_WAIT_S = 900.0
 
 
 def user_cache_dir() -> Path:
@@ -36,3 +42,15 @@ def default_runners_dir() -> Path:
 def runners_root(configured: str | os.PathLike[str] | None) -> Path:
     """The runners folder: what the config or the command line says, else the per-user default."""
     return Path(configured).expanduser() if configured else default_runners_dir()
+
+
+def lock_build_folder(build_dir: Path, *, action: str, wait_s: float | None = None) -> FolderLock:
+    """Every runner build (host, arm64) holds its build folder's lock: two builds in one CMake folder corrupt
+    each other, and two runs may want the same runner at once. A second build waits for the first."""
+    from sme2tui.run.lock import FolderLock
+    from sme2tui.storage import require_writable_folder
+
+    require_writable_folder(build_dir, what_path="runners_dir in the config, or --runners-dir", action=action)
+    return FolderLock.acquire(build_dir, purpose="build", what="runner build folder",
+                              wait_hint="wait for the other build to finish",
+                              wait_s=BUILD_WAIT_S if wait_s is None else wait_s)
