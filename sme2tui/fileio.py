@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +109,68 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+class UnreadableOutput(ValueError):
+    """A file a runner, device or emulator produced cannot be read within bounds: not a regular file (a FIFO
+    could block forever, a link to /dev/zero never ends) or larger than the limit for its kind."""
+
+
+def _open_regular(path: Path, what: str) -> int:
+    """A read-only fd of `path`, refusing what is not a regular file without blocking on it (FileNotFoundError
+    and other OSErrors propagate)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableOutput(f"{what} is not a regular file (it was not read: it could be endless)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """A whole (small) file, or UnreadableOutput when it is more than `limit` bytes or not a regular file:
+    never more than `limit` + 1 bytes are read, whatever the file claims or does while it is read."""
+    fd = _open_regular(path, what)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UnreadableOutput(f"{what} is larger than {_size(limit)}")
+    return data
+
+
+def iter_text_chunks(path: Path, limit: int, what: str, *, chunk: int = 1 << 20,
+                     max_line: int = 1 << 16) -> Iterator[str]:
+    """A (possibly huge) text file as chunks that end at line ends, read 1 MB at a time: memory stays at a chunk
+    whatever the file's size. Lines longer than `max_line` are cut. UnreadableOutput once more than `limit`
+    bytes have been read (a log that is too big, or one still being written that never ends)."""
+    fd = _open_regular(path, what)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            carry = b""
+            seen = 0
+            while block := handle.read(chunk):
+                seen += len(block)
+                if seen > limit:
+                    raise UnreadableOutput(f"{what} is larger than {_size(limit)}")
+                block = carry + block
+                cut = block.rfind(b"\n") + 1
+                if cut == 0 and len(block) < max_line:
+                    carry = block
+                    continue
+                head, carry = (block[:cut], block[cut:]) if cut else (block, b"")
+                yield head.decode("utf-8", errors="replace")
+            if carry:
+                yield carry.decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:,.0f} MB" if limit >= 2**20 else f"{limit:,} bytes"

@@ -19,9 +19,16 @@ from typing import Any
 
 from sme2tui.analysis.cell import CellAnalysis
 from sme2tui.analysis.kernel_evidence import EVIDENCE_FILE
-from sme2tui.analysis.output_compare import PAIR_LIMITS, compare_outputs, load_outputs, numeric_class
+from sme2tui.analysis.output_compare import (
+    PAIR_LIMITS,
+    OutputsUnreadable,
+    compare_outputs,
+    load_outputs,
+    numeric_class,
+)
 from sme2tui.events import Checkpoint, Event
 from sme2tui.export.results import COSINE_THRESHOLDS
+from sme2tui.fileio import UnreadableOutput, read_bounded
 from sme2tui.run.folder import RunFolder
 
 COMPARISON_NOTE = ("One aarch64 runner, one .pte, one QEMU: the variants differ only in the emulated CPU's SME "
@@ -43,12 +50,53 @@ def _matrix_ops(analysis: CellAnalysis) -> list[str]:
     return sorted({op.name for op in analysis.operators if op.delegated and "GEMM" in op.kernel})
 
 
+MAX_EVIDENCE_BYTES = 64 * 2**20  # a large model's evidence.json is a few hundred KB
+
+
+class EvidenceDamaged(ValueError):
+    """A cell's evidence.json exists but cannot be what the run wrote (too big, not JSON, wrong shape)."""
+
+
 def cell_evidence(cell_dir: Path) -> dict[str, Any] | None:
+    """The cell's evidence.json; None when there is none (target.evidence off), EvidenceDamaged when it is
+    there but unusable (a damaged run folder must not read as "evidence was off")."""
+    path = cell_dir / EVIDENCE_FILE
     try:
-        data: dict[str, Any] = json.loads((cell_dir / EVIDENCE_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        raw = read_bounded(path, MAX_EVIDENCE_BYTES, EVIDENCE_FILE)
+    except FileNotFoundError:
         return None
-    return data
+    except (UnreadableOutput, OSError) as exc:
+        raise EvidenceDamaged(str(exc) if isinstance(exc, UnreadableOutput) else
+                              f"{EVIDENCE_FILE} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise EvidenceDamaged(f"{EVIDENCE_FILE} is not valid JSON") from None
+    problem = _shape_problem(data)
+    if problem:
+        raise EvidenceDamaged(f"{EVIDENCE_FILE} {problem}")
+    return data  # type: ignore[no-any-return]
+
+
+def _shape_problem(data: Any) -> str | None:
+    """What keeps `data` from being an evidence document the checks can read (None: nothing)."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    for key, kind in (("cpu", str), ("source", str), ("probe", dict), ("totals", dict), ("kernels", list),
+                      ("sme2_kernels", list), ("sme_kernels", list)):
+        if not isinstance(data.get(key), kind):
+            return f"has no `{key}` {kind.__name__}"
+    if not all(isinstance(data["totals"].get(k), int) for k in ("instructions", "sme_instructions",
+                                                                 "sve_instructions")):
+        return "has `totals` without instruction counts"
+    if not all(isinstance(k, dict) and isinstance(k.get("compute"), bool) and "family" in k
+               and isinstance(k.get("executed_instructions"), int | None) for k in data["kernels"]):
+        return "has a `kernels` entry of the wrong shape"
+    if not all(isinstance(n, str) for n in data["sme2_kernels"] + data["sme_kernels"]):
+        return "has kernel names that are not strings"
+    if not isinstance(data.get("kernels_by_family", {}), dict):
+        return "has a `kernels_by_family` that is not an object"
+    return None
 
 
 def executed(evidence: dict[str, Any], family: str) -> int | None:
@@ -127,14 +175,20 @@ def analyze_emulated(folder: RunFolder, cells: dict[str, CellAnalysis], planned:
         if record.get("status") != "done":
             continue
         cell_dir = folder.cell_dir(cell)
-        evidence = cell_evidence(cell_dir)
         analysis = cells.get(cell.id)
-        if evidence is None:
-            yield Checkpoint("analyze", "SME2 kernels", "skip", "no evidence.json (target.evidence is off)",
-                             subject=cell.id)
+        try:
+            evidence = cell_evidence(cell_dir)
+        except EvidenceDamaged as exc:
+            yield Checkpoint("analyze", "SME2 kernels", "fail", f"{exc}: the kernels that ran are unknown",
+                             f"delete cells/{cell.id} and continue the run (sme2tui --auto --resume {folder.root}): "
+                             "the cell is measured again", subject=cell.id)
         else:
-            yield _kernel_check(cell.id, evidence, analysis)
-            per_cell[cell.id] = compact(evidence)
+            if evidence is None:
+                yield Checkpoint("analyze", "SME2 kernels", "skip", "no evidence.json (target.evidence is off)",
+                                 subject=cell.id)
+            else:
+                yield _kernel_check(cell.id, evidence, analysis)
+                per_cell[cell.id] = compact(evidence)
         eager = _eager_check(manifest, cell, cell_dir, analysis)
         if eager is not None:
             per_cell.setdefault(cell.id, {})["numerics_vs_eager"] = eager
@@ -181,8 +235,11 @@ def _types(analysis: CellAnalysis | None) -> set[str]:
 
 def _pair_numerics(folder: RunFolder, base_id: str, cand_id: str, dtype: str,
                    cells: dict[str, CellAnalysis]) -> dict[str, Any]:
-    base = load_outputs(folder.cell_dir(base_id) / "outputs")
-    cand = load_outputs(folder.cell_dir(cand_id) / "outputs")
+    try:
+        base = load_outputs(folder.cell_dir(base_id) / "outputs")
+        cand = load_outputs(folder.cell_dir(cand_id) / "outputs")
+    except OutputsUnreadable as exc:  # not a numerics finding (exit 8 is not retried): said, not compared
+        return {"status": "skip", "detail": f"outputs not compared: {exc}"}
     if base is None or cand is None:
         return {"status": "skip", "detail": "outputs missing (round 0 writes them)"}
     cls = numeric_class(dtype, [d for d, _ in base], _types(cells.get(base_id)) | _types(cells.get(cand_id)))
@@ -195,14 +252,17 @@ def _eager_check(manifest: dict[str, Any], cell: Any, cell_dir: Path,
     entry = next((e for e in exports.values() if e.get("model") == cell.model and e.get("dtype") == cell.dtype), None)
     if not entry or not entry.get("reference_outputs") or not entry.get("inputs"):
         return None  # a ready .pte: no eager model to compare with
-    produced = load_outputs(cell_dir / "outputs")
+    try:
+        produced = load_outputs(cell_dir / "outputs")
+    except OutputsUnreadable as exc:
+        return {"status": "skip", "detail": f"vs fp32 eager: outputs not compared: {exc}"}
     if produced is None:
         return None
     from sme2tui.analysis.output_compare import read_tensor
 
     try:
         reference = [(r["dtype"], read_tensor(Path(r["file"]), r["dtype"])) for r in entry["reference_outputs"]]
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, TypeError, ValueError):
         return None
     cls = numeric_class(cell.dtype, [d for d, _ in produced], _types(analysis))
     threshold = COSINE_THRESHOLDS["int8" if cls == "int8" else cls]

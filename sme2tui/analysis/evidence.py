@@ -4,22 +4,32 @@ Event names alone cannot prove SME2: KleidiAI's packed types (PF16, PF32, QP8, P
 kernels ran, but KleidiAI also has NEON paths. Only XNNPACK's kernel log from a log-enabled runner names the
 micro-kernels, and SME2 ones carry `sme2` in their names. So: a kernel log decides SME2; without one the
 answer is "cannot be known", said plainly.
+
+Kernel logs are whatever a runner or a device printed, so they are streamed a chunk at a time (memory stays at a
+chunk and the names found) and refused past a size limit (`SME2TUI_LOG_MAX_MB`, default 1024): a partial scan
+could say "not seen" about SME2 kernels printed after the cut, so an over-long log is an error, never a guess.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from sme2tui.analysis.cell import CellAnalysis
+from sme2tui.errors import AnalysisError, ConfigError
+from sme2tui.fileio import UnreadableOutput, iter_text_chunks
 
 Seen = Literal["seen", "not seen", "unknown"]
 KERNEL_LOGS = ("kernel.log", "stderr.log", "runner-stderr.log")
 _SME2_KERNEL = re.compile(r"\b\w*sme2\w*\b", re.IGNORECASE)
 _KLEIDI_KERNEL = re.compile(r"\b\w*kai_\w+|\bkleidiai\b", re.IGNORECASE)
 _XNN_KERNEL = re.compile(r"\bxnn_\w+_ukernel\w*|\bukernel\b", re.IGNORECASE)
+LOG_MAX_MB_VARIABLE = "SME2TUI_LOG_MAX_MB"
+DEFAULT_LOG_MAX_MB = 1024
+MAX_NAMES = 4096  # distinct SME2 kernel names kept (a real log names a few dozen; only 20 are reported)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,45 @@ def scan_kernel_log(text: str) -> tuple[bool, set[str], bool]:
     return names_kernels, set(_SME2_KERNEL.findall(text)), bool(_KLEIDI_KERNEL.search(text))
 
 
+def log_max_bytes() -> int:
+    """The size limit for kernel logs, from SME2TUI_LOG_MAX_MB (megabytes, 10**6 bytes)."""
+    raw = os.environ.get(LOG_MAX_MB_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_LOG_MAX_MB * 10**6
+    if not raw.isdigit() or len(raw) > 9 or int(raw) == 0:
+        raise ConfigError(f"{LOG_MAX_MB_VARIABLE}={raw[:40]!r} is not a size in megabytes",
+                          where=f"environment variable {LOG_MAX_MB_VARIABLE}",
+                          fix=f"set it to a whole number of megabytes, e.g. {LOG_MAX_MB_VARIABLE}=4096, or unset it "
+                          f"(default {DEFAULT_LOG_MAX_MB})")
+    return int(raw) * 10**6
+
+
+def scan_kernel_log_file(path: Path, limit: int | None = None) -> tuple[bool, set[str], bool]:
+    """`scan_kernel_log` over a log file of any size, streamed; AnalysisError (exit 6) when it cannot be read
+    whole within the limit (too big, still growing, or not a regular file)."""
+    limit = log_max_bytes() if limit is None else limit
+    names_kernels, kleidi = False, False
+    sme2: set[str] = set()
+    try:
+        for chunk in iter_text_chunks(path, limit, f"kernel log {path.name}"):
+            has, names, has_kleidi = scan_kernel_log(chunk)
+            names_kernels |= has
+            kleidi |= has_kleidi
+            if len(sme2) < MAX_NAMES:
+                sme2 |= set(sorted(names)[: MAX_NAMES - len(sme2)])
+    except UnreadableOutput as exc:
+        raise AnalysisError(f"{exc}, so which kernels ran cannot be told from it", where=str(path),
+                            fix=f"if the log is genuine, raise the limit ({LOG_MAX_MB_VARIABLE}="
+                            f"{max(DEFAULT_LOG_MAX_MB, limit // 10**6 * 4)}) and analyze again; else delete or "
+                            "trim it (it is the runner's output, not a measurement) and analyze again") from None
+    except FileNotFoundError:
+        return False, set(), False  # gone since it was listed: it proves nothing either way
+    except OSError as exc:
+        raise AnalysisError(f"cannot read kernel log {path.name}: {exc.strerror or exc}", where=str(path),
+                            fix="check the file's permissions, then analyze again") from None
+    return names_kernels, sme2, kleidi
+
+
 def variant_evidence(variant: str, claims: str | None, cells: list[tuple[CellAnalysis, Path]]) -> VariantEvidence:
     kleidi_events = any(c.kleidiai_seen for c, _ in cells)
     delegated_events = any(o.delegated for c, _ in cells for o in c.operators)
@@ -51,7 +100,7 @@ def variant_evidence(variant: str, claims: str | None, cells: list[tuple[CellAna
     log_has_kernels = False
     kleidi_log = False
     for log in logs:
-        has, names, kleidi = scan_kernel_log(log.read_text(errors="replace"))
+        has, names, kleidi = scan_kernel_log_file(log)
         log_has_kernels |= has
         sme2_names |= names
         kleidi_log |= kleidi

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sme2tui.fileio import UnreadableOutput, read_bounded
+
 # On vs off: same program, same runtime, different kernels. Max |a-b| / max |b| and cosine, per numeric class.
 # Measured on vs off here: fp32 ≤ 6e-7, fp16 ≤ 6e-3, int8 static bit-exact, int8 dynamic ≤ 4e-8; the limits leave
 # room for deeper models and still catch a wrong kernel (QEMU 7.2's int8 SMOPA was off by 1–89 relative).
@@ -47,8 +49,17 @@ def numeric_class(cell_dtype: str, output_dtypes: list[str], etdump_types: set[s
     return max(found, key=_ORDER.index)
 
 
+# Outputs are compared value by value in Python (no numpy here): 16 MB is 4M float32 values, ~130 MB as floats.
+MAX_OUTPUT_BYTES = 16 * 2**20
+MAX_OUTPUTS_JSON_BYTES = 2**20
+
+
+class OutputsUnreadable(ValueError):
+    """The outputs a runner wrote exist but cannot be compared (too big, damaged description, not files)."""
+
+
 def read_tensor(path: Path, dtype: str) -> list[float]:
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_OUTPUT_BYTES, f"output {path.name}")
     if dtype == "float16":
         return [v for (v,) in struct.iter_unpack("<e", data)]
     if dtype == "bfloat16":
@@ -59,13 +70,23 @@ def read_tensor(path: Path, dtype: str) -> list[float]:
 
 
 def load_outputs(folder: Path) -> list[tuple[str, list[float]]] | None:
-    """(dtype, values) per tensor output, or None when the folder has no readable outputs."""
+    """(dtype, values) per tensor output; None when the runner wrote none, OutputsUnreadable (saying what is
+    wrong) when they are there but cannot be read within bounds."""
     try:
-        meta = json.loads((folder / "outputs.json").read_text())
-        return [(o["dtype"], read_tensor(folder / o["file"], o["dtype"])) for o in meta["outputs"]
-                if o.get("kind") == "tensor" and o.get("dtype") in (*_FORMATS, "float16", "bfloat16")]
-    except (OSError, KeyError, ValueError, struct.error):
+        meta = json.loads(read_bounded(folder / "outputs.json", MAX_OUTPUTS_JSON_BYTES, "outputs.json"))
+    except FileNotFoundError:
         return None
+    except UnreadableOutput as exc:
+        raise OutputsUnreadable(str(exc)) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise OutputsUnreadable(f"outputs.json cannot be read ({str(exc)[:80]})") from None
+    try:
+        return [(o["dtype"], read_tensor(folder / Path(o["file"]).name, o["dtype"])) for o in meta["outputs"]
+                if o.get("kind") == "tensor" and o.get("dtype") in (*_FORMATS, "float16", "bfloat16")]
+    except UnreadableOutput as exc:
+        raise OutputsUnreadable(f"{exc} (limit for a compared output)") from None
+    except (OSError, KeyError, TypeError, AttributeError, ValueError, struct.error) as exc:
+        raise OutputsUnreadable(f"outputs.json does not describe readable outputs ({type(exc).__name__})") from None
 
 
 def _measure(a: list[float], b: list[float]) -> tuple[float, float]:

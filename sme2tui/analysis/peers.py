@@ -37,8 +37,10 @@ from typing import Any
 
 from sme2tui.analysis.cell import CellAnalysis
 from sme2tui.analysis.stats import percentile
+from sme2tui.analysis.timing_file import MAX_TIMING_BYTES
 from sme2tui.errors import Sme2Error
 from sme2tui.etdump import iteration_total_ns, read_etdump
+from sme2tui.fileio import read_bounded
 
 NS_PER_MS = 1e6
 # A tail percentile q is estimable (more than "the maximum") from ceil(1 / (1 - q)) samples on.
@@ -50,9 +52,11 @@ INIT_EVENT = "Method::init"
 
 
 def _json(path: Path) -> dict[str, Any] | None:
+    """A timing file's JSON, or None when it cannot be read within bounds (these extra figures are then left
+    out, as for a runner that does not write them; the latency itself is checked in timing_file.py)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bounded(path, MAX_TIMING_BYTES, path.name))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -30,10 +30,11 @@ from sme2tui.emulator.qemu import RESERVED_VA, ProbeResult
 from sme2tui.emulator.setup import Emulator, load_emulator
 from sme2tui.errors import ConfigError, EnvironmentProblem, Interrupted
 from sme2tui.events import CellStatus, Checkpoint, Event, LogLine
-from sme2tui.fileio import write_json_atomic
+from sme2tui.fileio import UnreadableOutput, read_bounded, read_tail, write_json_atomic
 from sme2tui.run.cells import Cell, groups
 from sme2tui.run.commands import runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, utc_now
+from sme2tui.run.native import STDERR_TAIL_CHARS, RunnerLied, read_runner_timing
 from sme2tui.run.process_group import end_group
 
 EMULATED_NOTE = ("emulated: the official aarch64 ExecuTorch runtime under QEMU user mode on this machine's CPU. "
@@ -86,6 +87,8 @@ def _pump(stream: io.BufferedReader, stats: LogStats) -> None:
     for raw in iter(lambda: stream.readline(4096), b""):
         stats.feed(raw.decode("ascii", "replace"))
 
+
+MAX_MAPS_BYTES = 4 * 2**20  # /proc/self/maps of the runner: ~10 KB
 
 # How often a running round says it is alive: emulated rounds take seconds to minutes, and the runner itself
 # says nothing until it exits.
@@ -152,6 +155,11 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
             reader.join(timeout=30)
         if stream is not None:
             stream.close()
+
+
+def _read_maps(path: Path) -> str:
+    """The guest memory map the runner wrote (a few KB; bounded, as anything the runner hands us)."""
+    return read_bounded(path, MAX_MAPS_BYTES, f"the runner's memory map {path.name}").decode("utf-8", "replace")
 
 
 def _heartbeat(cell_id: str, doing: str, done: int, total: int) -> Callable[[float], Event]:
@@ -265,30 +273,39 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
             code, seconds, stats = yield from run_qemu(
                 argv, cell_dir, index, log_flags, cancel, target.timeout_s,
                 _heartbeat(cell.id, doing, done[cell.id], config.iterations))
+            # The runner's (and QEMU's) output is read bounded: only the stderr tail, a checked timing file,
+            # a memory map of sane size; whatever is wrong with it fails this cell with what and where.
+            stderr = read_tail(cell_dir / f"stderr-r{index}.log", STDERR_TAIL_CHARS).strip()
+            problem: tuple[str, str, str] | None = None  # (kind, what, fix)
             if code != 0:
-                stderr = (cell_dir / f"stderr-r{index}.log").read_text(errors="replace").strip()
                 what = (f"runner killed by signal {-code}" if code < 0 else f"runner exited with {code}") + (
                     f" after {seconds:.0f} s (timeout)" if seconds >= target.timeout_s else "") + " under QEMU"
                 if code == -signal.SIGILL or "Illegal instruction" in stderr:
                     what += f" (illegal instruction: the code used a feature -cpu {cpus[cell.variant]} lacks)"
+                problem = ("runner-failed", what, f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume")
+            else:
+                try:
+                    warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count)
+                    maps_text = _read_maps(cell_dir / "maps-r0.txt") if stats is not None and index == 0 else ""
+                except (RunnerLied, UnreadableOutput, OSError) as exc:
+                    problem = ("runner-output-invalid", f"the runner exited 0 under QEMU, but its output is not "
+                               f"usable: {exc}", f"rebuild the runner (sme2tui build arm64); see cells/{cell.id}/"
+                               f"stdout-r{index}.log; rerun with --resume")
+            if problem is not None:
+                kind, what, fix = problem
                 failed[cell.id] = what
                 folder.set_cell(cell.id, status="failed", finished_utc=utc_now(),
-                                error={"kind": "runner-failed", "what": what, "stderr_tail": stderr[-2000:],
-                                       "command": argv,
-                                       "fix": f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume"})
+                                error={"kind": kind, "what": what, "stderr_tail": stderr, "command": argv, "fix": fix})
                 yield CellStatus(cell.id, "failed", what)
                 continue
             entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count, "command": argv,
                                      "seconds": round(seconds, 3), "instrumented": purpose != "measure"}
             if etdump:
                 entry["etdump"] = etdump.name
-            if timing.is_file():
-                data = json.loads(timing.read_text())
-                entry["timing"] = timing.name
-                records[cell.id]["warmup_ns"] += data.get("warmup_ns", [])
-                records[cell.id]["iterations_ns"] += data.get("measured_ns", [])
+            entry["timing"] = timing.name
+            records[cell.id]["warmup_ns"] += warmup_ns
+            records[cell.id]["iterations_ns"] += measured_ns
             if stats is not None and index == 0:
-                maps_text = (cell_dir / "maps-r0.txt").read_text()
                 round0[cell.id] = (stats, maps_text)
                 evidence[cell.id] = build_evidence(stats, AddressMapper(parse_maps(maps_text)), cpu=cpus[cell.variant],
                                                    qemu=emulator.qemu.to_dict(), probe=probes[cell.variant].to_dict())
@@ -320,7 +337,10 @@ def _add_counts(cell: Cell, cell_dir: Path, counts: LogStats, round0: tuple[LogS
                 cpus: dict[str, str]) -> Generator[Event, None, None]:
     """Merge round 1's execution counts into the cell's evidence, if both rounds had the same memory layout."""
     stats, maps0 = round0
-    maps1 = (cell_dir / "maps-r1.txt").read_text() if (cell_dir / "maps-r1.txt").is_file() else ""
+    try:
+        maps1 = _read_maps(cell_dir / "maps-r1.txt")
+    except (UnreadableOutput, OSError):
+        maps1 = ""  # no usable map of round 1: its counts cannot be placed, and are dropped with a note
     if not _same_layout(maps0, maps1):
         evidence["log"]["execution_counts_note"] = "not counted: round 1 loaded the libraries elsewhere"
         write_json_atomic(cell_dir / EVIDENCE_FILE, evidence)
