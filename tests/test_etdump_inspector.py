@@ -157,12 +157,16 @@ def test_committed_fixtures_agree_with_inspector(path: Path) -> None:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_ticks_are_nanoseconds(traces: dict[str, Made], variant: str) -> None:
     """Method::execute must fit inside the wall time of the Python execute() call around it, and fill
-    a good part of it: ticks in µs would be ~1000x too small, CPU cycles ~3x too large."""
+    a good part of it: ticks in µs would be ~1000x too small, CPU cycles ~3x too large.
+
+    The fill is judged on the best iteration, not on the sum: on a busy machine a pre-emption in the Python
+    part of one call (outside Method::execute) inflates that call's wall time alone, and a sum lets one such
+    call drag the whole ratio down. A wrong tick unit is wrong in every iteration, the best one included."""
     made = traces[variant]
     trace = read_etdump(made.etdump)
     totals = iteration_total_ns(trace)
     assert all(total <= wall for total, wall in zip(totals, made.wall_ns, strict=True))
-    assert sum(totals) / sum(made.wall_ns) > 0.2
+    assert max(total / wall for total, wall in zip(totals, made.wall_ns, strict=True)) > 0.2
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -183,7 +187,12 @@ def test_wrappers_contain_their_children(traces: dict[str, Made], variant: str) 
 @pytest.mark.parametrize("variant", [v for v, (delegate, _) in VARIANTS.items() if delegate])
 def test_xnnpack_internal_events_cover_most_of_their_delegate_call(traces: dict[str, Made], variant: str) -> None:
     """For the conv delegate (the one doing real work), XNNPACK's own events add up to most of the
-    DELEGATE_CALL; the rest is the delegate's call overhead (FACTS.md: ~0.85-0.98)."""
+    DELEGATE_CALL; the rest is the delegate's call overhead (FACTS.md: ~0.85-0.98).
+
+    "Most" is judged on the least disturbed iteration (the highest ratio): a pre-emption between two XNNPACK
+    events adds uncovered time to that call only (it was 0.78 in a median when two cores were busy), while
+    children that do not belong to their delegate call would fall short in every iteration. The upper bound
+    stays on the median: a pre-emption inside an XNNPACK event raises one iteration's ratio, not most."""
     ratios = []
     for iteration in read_etdump(traces[variant].etdump).iterations[WARMUP:]:
         events = iteration.events
@@ -191,4 +200,5 @@ def test_xnnpack_internal_events_cover_most_of_their_delegate_call(traces: dict[
         index, biggest = max(calls, key=lambda call: call[1].duration)
         children = sum(event.duration for event in events if event.parent == index)
         ratios.append(children / biggest.duration)
-    assert 0.8 <= statistics.median(ratios) <= 0.99, ratios
+    assert max(ratios) >= 0.8, ratios
+    assert statistics.median(ratios) <= 0.99, ratios

@@ -177,7 +177,21 @@ def test_run_interrupted(snap_compare: SnapCompare, tmp_path: Path, monkeypatch:
     events = run_events()
     cut = next(i for i, e in enumerate(events) if getattr(e, "state", "") == "running") + 1
     app = make_app(replay_services(stop_run_after=cut), start="run")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=_settled("r", "y"))
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _settled("r", "y")(pilot)
+        # Wait for the condition, not for quiet: on a loaded box the confirmed run's worker can start after
+        # `settle` saw three idle polls, and the snapshot would catch the screen before the interruption.
+        screen = pilot.app.screen
+        assert isinstance(screen, RunScreen)
+        for _ in range(600):
+            if screen.stage == "interrupted" and not screen.busy:
+                break
+            await pilot.pause(0.05)
+        assert screen.stage == "interrupted", f"the run never ended interrupted (stage {screen.stage!r})"
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_analyze_results(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,13 @@ the file is opened non-blocking and checked again with fstat, so a swap in betwe
 1024 MB, ~14M events) is refused with a message that says how to raise it. The file is memory-mapped and
 decoded in chunks, and the pages of a finished chunk are handed back, so memory follows the events kept
 (~40 bytes each), not the file size.
+
+A mapped file that another process truncates (a resumed run rewriting it, a runner writing to the same path)
+would kill this process with SIGBUS at the next access. So the mapping is never of the file itself: a small file
+(up to IN_MEMORY_BYTES) is read into memory, a larger one is first copied in the kernel (copy_file_range, a few
+GB/s) into an unlinked temporary file only this process can reach (in TMPDIR), and that copy is mapped. A file
+that shrinks while it is read or copied is refused ("changed while it was read"). Only when no copy can be
+made (no room in TMPDIR) is the file mapped in place, as before.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import contextlib
 import mmap
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -34,6 +42,8 @@ TICKS_PER_NS = 1.0
 
 MAX_MB_VARIABLE: Final = "SME2TUI_ETDUMP_MAX_MB"
 DEFAULT_MAX_MB: Final = 1024
+IN_MEMORY_BYTES = 8 * 2**20  # smaller files are read into memory; larger ones are copied, then mapped
+_COPY_BLOCK = 64 * 2**20
 
 _CORRUPT_FIX = (
     "re-run the cell to write a fresh ETDump; if it happens again, check that the runner finished "
@@ -89,18 +99,90 @@ def read_etdump(path: Path | str) -> EtdumpTrace:
                 fix=f"if it is a genuine ETDump, raise the limit: {MAX_MB_VARIABLE}={_suggest_mb(header.end)} "
                 "sme2tui analyze … (memory use is at most about the file size)",
             )
-        mapped = mmap.mmap(fd, header.end, access=mmap.ACCESS_READ)
-        if hasattr(mmap, "MADV_WILLNEED"):
-            # Start reading a file that is not in the page cache yet while the first chunks decode.
-            mapped.madvise(mmap.MADV_WILLNEED)
+        if header.end <= IN_MEMORY_BYTES:
+            data = _read_into_memory(fd, header.end, path, where)
+        else:
+            mapped = _map_private_copy(fd, header.end, path, where)
     except OSError as exc:
         raise _unreadable(path, where, exc) from None
     finally:
         os.close(fd)
+    if header.end <= IN_MEMORY_BYTES:
+        return _parse(data, header, path, where, None)
     try:
         return _parse(mapped, header, path, where, _releaser(mapped))
     finally:
         _close(mapped)
+
+
+def _read_into_memory(fd: int, size: int, path: Path, where: str) -> bytes:
+    """The first `size` bytes of the file, or EtdumpError when it has fewer now (it shrank since its header)."""
+    parts: list[bytes] = []
+    done = 0
+    while done < size:
+        part = os.pread(fd, size - done, done)
+        if not part:
+            raise _changed(path, where, done, size)
+        parts.append(part)
+        done += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _map_private_copy(fd: int, size: int, path: Path, where: str) -> mmap.mmap:
+    """A read-only map of a private copy of the file's first `size` bytes (nobody else can truncate it); the file
+    itself only when no copy can be made here (no room in TMPDIR, which is kept usable for others)."""
+    try:
+        with tempfile.TemporaryFile(prefix="sme2tui-etdump-") as copy:  # unlinked at once (O_TMPFILE on Linux)
+            if _free_bytes(copy.fileno()) >= size + 64 * 2**20:
+                _copy_range(fd, copy.fileno(), size, path, where)
+                return _map(copy.fileno(), size)  # the map keeps the copy alive after it is closed
+    except OSError:
+        pass
+    return _map(fd, size)
+
+
+def _free_bytes(fd: int) -> int:
+    info = os.fstatvfs(fd)
+    return info.f_bavail * info.f_frsize
+
+
+def _copy_range(source: int, target: int, size: int, path: Path, where: str) -> None:
+    """Copy in the kernel (no bytes through this process); EtdumpError if the source ends early."""
+    done = 0
+    copy_range = getattr(os, "copy_file_range", None)
+    while done < size:
+        want = min(_COPY_BLOCK, size - done)
+        try:
+            if copy_range is None:
+                raise OSError("no copy_file_range")
+            count = copy_range(source, target, want, done, done)
+        except OSError:  # another file system, an old kernel: sendfile copies file to file too
+            copy_range = None
+            os.lseek(target, done, os.SEEK_SET)
+            count = os.sendfile(target, source, done, want)
+        if count == 0:
+            raise _changed(path, where, done, size)
+        done += count
+    if os.fstat(source).st_size < size:  # shrank behind the copy: the copy may mix old and new bytes
+        raise _changed(path, where, os.fstat(source).st_size, size)
+
+
+def _map(fd: int, size: int) -> mmap.mmap:
+    mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_WILLNEED"):
+        # Start reading a file that is not in the page cache yet while the first chunks decode.
+        mapped.madvise(mmap.MADV_WILLNEED)
+    return mapped
+
+
+def _changed(path: Path, where: str, now: int, expected: int) -> EtdumpError:
+    return EtdumpError(
+        f"ETDump file {path.name} changed while it was read: it has {now:,} bytes, its header says {expected:,} "
+        "(another process is writing or truncating it)",
+        where=where,
+        fix="wait until the program writing it has finished (a run or resume still in progress), or analyze a "
+        "copy made after it finished",
+    )
 
 
 def parse_etdump(data: bytes, path: Path | str) -> EtdumpTrace:
