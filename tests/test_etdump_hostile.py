@@ -254,14 +254,33 @@ def test_size_limit_can_be_raised_or_lowered(tmp_path: Path, monkeypatch: pytest
 # --- through the CLI ----------------------------------------------------------------------------
 
 
+# Runs `sme2tui analyze ARGS` and, at exit, writes the process's own peak RSS (VmHWM: the high-water mark of
+# its memory since exec) to the fd named by PEAK_FD. Not wait4's ru_maxrss: Linux carries that across fork and execve, so a child of
+# a pytest worker that has loaded torch would "peak" at the worker's size before doing anything.
+_REPORT_PEAK = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next((line.split()[1] for line in status if line.startswith("VmHWM:")), "")
+    os.write(int(os.environ["PEAK_FD"]), peak.encode())
+atexit.register(report)
+sys.argv = ["sme2tui", "analyze", *sys.argv[1:]]
+runpy.run_module("sme2tui", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_analyze(*paths: Path, timeout: float = 60) -> tuple[int, str, float]:
     """`sme2tui analyze PATHS` in a child; (exit code, stderr, that child's peak RSS in MB).
 
-    The child is reaped with os.wait4 so that its own peak RSS is read (RUSAGE_CHILDREN would be the
-    largest of every child this test process ever had)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen([sys.executable, "-m", "sme2tui", "analyze", *map(str, paths)], cwd=REPO, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    The peak is the child's own VmHWM where Linux reports it (see _REPORT_PEAK), else its wait4 ru_maxrss
+    (RUSAGE_CHILDREN would be the largest of every child this test process ever had)."""
+    peak_read, peak_write = os.pipe()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PEAK_FD": str(peak_write)}
+    hwm_known = Path("/proc/self/status").is_file()
+    argv = [sys.executable, "-c", _REPORT_PEAK] if hwm_known else [sys.executable, "-m", "sme2tui", "analyze"]
+    child = subprocess.Popen([*argv, *map(str, paths)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, pass_fds=(peak_write,))
+    os.close(peak_write)
     assert child.stderr is not None
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.append(child.stderr.read()), daemon=True)  # type: ignore[union-attr]
@@ -278,7 +297,12 @@ def run_analyze(*paths: Path, timeout: float = 60) -> tuple[int, str, float]:
         time.sleep(0.02)
     child.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=10)
-    return child.returncode, "".join(stderr), usage.ru_maxrss / 1024
+    with os.fdopen(peak_read, "rb") as report:
+        hwm_kb = report.read().decode().strip()
+    if hwm_known:
+        assert hwm_kb.isdigit(), f"the child did not report its peak memory (exit {child.returncode})"
+    peak_kb = int(hwm_kb) if hwm_kb.isdigit() else usage.ru_maxrss
+    return child.returncode, "".join(stderr), peak_kb / 1024
 
 
 @pytest.mark.parametrize("make", ["dev-zero", "fifo", "truncated", "empty", "sparse-600MB", "bit-flipped"])
