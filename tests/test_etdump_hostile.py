@@ -255,8 +255,8 @@ def test_size_limit_can_be_raised_or_lowered(tmp_path: Path, monkeypatch: pytest
 
 
 # Runs `sme2tui analyze ARGS` and, at exit, writes the process's own peak RSS (VmHWM: the high-water mark of
-# its memory since exec) to the fd named by PEAK_FD. Not wait4's ru_maxrss: Linux carries that across fork and execve, so a child of
-# a pytest worker that has loaded torch would "peak" at the worker's size before doing anything.
+# its memory since exec) to the fd named by PEAK_FD. Not wait4's ru_maxrss: Linux carries that across fork and
+# execve, so a child of a pytest worker that has loaded torch would "peak" at the worker's size at once.
 _REPORT_PEAK = """
 import atexit, os, runpy, sys
 def report():
