@@ -120,6 +120,26 @@ def test_an_sme2_kernel_log_makes_the_cpu_sme2_capable_but_builds_stay_unverifie
     assert entry["comparison"]["is_sme2"] is False and "cannot prove" in entry["comparison"]["note"]
 
 
+def test_a_kernel_log_is_read_whole_or_said_unread(kit_copy: Path, tmp_path: Path) -> None:
+    # An SME2 micro-kernel named after 17 MB of other lines is found (the log is streamed, not cut to a prefix);
+    # past SME2TUI_LOG_MAX_MB the analysis is refused (exit 6, the limit named), never scanned in part.
+    kit_dir = kit_copy / "runs" / "mac"
+    log = kit_dir / f"{STEM}_mac_sme2_on_trace_t1_xnntrace.log"
+    with log.open("w") as handle:
+        line = "xnn_create_operator: nothing to see here, padding the log with a long but ordinary line\n"
+        handle.write(line * (17 * 2**20 // len(line) + 1))
+        handle.write("Using GEMM microkernel 'xnn_pf32_gemm_minmax_ukernel_32x32__neonsme2'\n")
+    result, data = _analyze(kit_dir, tmp_path / "whole")
+    assert result.returncode == 0, result.stderr
+    logs = {entry["experiment"]: entry for entry in data["analyzed"][0]["kernel_logs"]}
+    assert logs["mac_sme2_on_trace"]["sme2_kernels"] == ["xnn_pf32_gemm_minmax_ukernel_32x32__neonsme2"]
+    limited = run_cli("analyze", kit_dir, "--output-root", tmp_path / "limited", "--json",
+                      env={"SME2TUI_LOG_MAX_MB": "1"})
+    assert limited.returncode == ExitCode.ANALYSIS and "Traceback" not in limited.stderr, limited.stderr
+    assert "kernel.log is larger than 1,000,000 bytes" in limited.stderr and "SME2TUI_LOG_MAX_MB" in limited.stderr
+    assert json.loads(limited.stdout)["ok"] is False  # refused whole: no verdict from a partial scan
+
+
 def test_the_newer_nested_layout_without_a_summary_is_grouped_from_a_kit_manifest(kit_copy: Path,
                                                                                    tmp_path: Path) -> None:
     kit_dir = kit_copy / "runs" / "mac"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sme2tui.analysis.evidence import scan_kernel_log
+from sme2tui.analysis.evidence import scan_kernel_log_file
 from sme2tui.analysis.stage import analyze_run
 from sme2tui.analysis.stats import first_iteration_outlier
 from sme2tui.config import RunConfig, parse_config
@@ -40,7 +40,6 @@ from sme2tui.run.folder import RunFolder, utc_now
 
 DEFAULT_DROPPED = 1  # the kit's cold first in-process iteration
 KIT_RUNNER = "kit:unknown"  # a kit folder does not record which binary ran
-MAX_KERNEL_LOG_BYTES = 16 * 2**20
 EXPORT_DTYPES = ("fp32", "fp16", "int8", "int8-dynamic")
 
 
@@ -279,16 +278,18 @@ class _KitRun:
         logs = []
         sme2_seen = False
         for trace in self.kit.traces:
+            entry: dict[str, Any] = {"experiment": trace.experiment, "threads": trace.threads,
+                                     "log": trace.log.relative_to(self.kit.root).as_posix(),
+                                     "claims_sme2": sme2_side(trace.experiment, None, []).value}
             try:
-                with trace.log.open("rb") as handle:  # bounded: a verbose XNNPACK log can be huge
-                    text = handle.read(MAX_KERNEL_LOG_BYTES).decode("utf-8", errors="replace")
-            except OSError:
+                # Streamed whole (never a prefix: a partial scan could wrongly say "no SME2 kernels"), FIFOs
+                # refused without blocking, refused past SME2TUI_LOG_MAX_MB.
+                names_kernels, sme2_names, kleidi = scan_kernel_log_file(trace.log)
+            except AnalysisError as exc:
+                logs.append({**entry, "unreadable": exc.what})  # says nothing either way: the verdict stays unknown
                 continue
-            names_kernels, sme2_names, kleidi = scan_kernel_log(text)
-            claims = sme2_side(trace.experiment, None, []).value
-            logs.append({"experiment": trace.experiment, "threads": trace.threads,
-                         "log": trace.log.relative_to(self.kit.root).as_posix(), "claims_sme2": claims,
-                         "names_kernels": names_kernels, "sme2_kernels": sorted(sme2_names)[:20], "kleidiai": kleidi})
+            logs.append({**entry, "names_kernels": names_kernels, "sme2_kernels": sorted(sme2_names)[:20],
+                         "kleidiai": kleidi})
             sme2_seen |= bool(sme2_names)
         if sme2_seen:
             return "sme2", "the kit's XNNPACK kernel log names SME2 micro-kernels: the CPU that ran it has SME2", logs

@@ -136,6 +136,10 @@ def _kit_section(summary: dict[str, Any]) -> list[str]:
                      f"{row['first_iteration_ms']:.3f}{cold} | {kit_said} | {ours} |")
     lines.append("")
     for log in kit.get("kernel_logs") or []:
+        if log.get("unreadable"):
+            lines.append(f"- Kernel log `{log['log']}` ({log['experiment']}) was not read: {log['unreadable']}; it "
+                         "counts neither for nor against SME2.")
+            continue
         found = ", ".join(log["sme2_kernels"][:3]) or "none"
         lines.append(f"- Kernel log `{log['log']}` ({log['experiment']}): SME2 micro-kernels named: {found}. It "
                      "comes from the kit's separate log-enabled (xnntrace) run, not from the timed process.")
