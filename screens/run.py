@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -218,6 +219,12 @@ class RunScreen(StepScreen):
 
     def _cell(self, event: CellStatus) -> None:
         table = self.query_one("#cells", DataTable)
+        previous = self.cells.get(event.cell_id)
+        if previous is not None and event.state == "failed" and not event.iterations_total:
+            # A failure carries no counts: keep how far the cell got, and its size in the bar (which would
+            # otherwise shrink and jump forward).
+            event = dataclasses.replace(event, iterations_done=previous.iterations_done,
+                                        iterations_total=previous.iterations_total)
         self.cells[event.cell_id] = event
         iterations = f"{event.iterations_done}/{event.iterations_total}" if event.iterations_total else ""
         state = Text(event.state, style=STATE_STYLE.get(event.state, ""))

@@ -372,3 +372,34 @@ def test_errors_are_one_line_with_distinct_exit_codes(
 
     unwritable = _run(runner, f"--model_path={pte}", f"--timing_json={tmp_path / 'no' / 'such' / 'dir.json'}")
     assert unwritable.returncode == 7 and "dir.json" in _one_error_line(unwritable)
+
+
+def test_progress_reports_measured_executions_while_it_runs(
+    runner: Path, exported: dict[str, Exported], tmp_path: Path
+) -> None:
+    """--progress: measured-execution counts on stdout (throttled to one per 100 ms, warmup never counted, the
+    last one the total), with the same measurements as without it; --help names the flag, which is how
+    sme2tui tells this runner from an older one."""
+    from sme2tui.run.commands import PROGRESS_PREFIX, last_progress
+    from sme2tui.run.native import supports_progress
+
+    assert supports_progress(runner)
+    pte, timing = exported["fp32-xnnpack"].pte, tmp_path / "timing.json"
+    executions = 150000  # ~0.5 s of this small model here: several progress lines
+    result = _run(runner, f"--model_path={pte}", "--warmup=2", f"--num_executions={executions}", "--progress",
+                  f"--timing_json={timing}")
+    assert result.returncode == 0, result.stderr
+    prefix = PROGRESS_PREFIX.decode()
+    lines = [line for line in result.stdout.splitlines() if line.startswith(prefix)]
+    assert lines and lines[-1] == f"{prefix}{executions}/{executions}"
+    done = [int(line.removeprefix(prefix).split("/")[0]) for line in lines]
+    assert done == sorted(set(done)) and all(1 <= d <= executions for d in done)
+    assert last_progress(result.stdout.encode()) == executions
+    measured = json.loads(timing.read_text())["measured_ns"]
+    assert len(measured) == executions
+    # One line per 100 ms of measuring at least (the first may come up to 100 ms late), so counts move.
+    seconds = sum(measured) / 1e9
+    assert seconds < 0.25 or len(lines) >= 2, (seconds, lines)
+
+    quiet = _run(runner, f"--model_path={pte}", "--num_executions=3")
+    assert quiet.returncode == 0 and prefix not in quiet.stdout

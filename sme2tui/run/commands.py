@@ -21,6 +21,21 @@ class RoundPlan:
     iterations: int
 
 
+# What `sme2_runner --progress` prints on stdout as measured executions finish: "…measured=K/N".
+PROGRESS_PREFIX = b"sme2_runner: progress measured="
+
+
+def last_progress(chunk: bytes) -> int | None:
+    """The last measured-execution count in complete lines of sme2_runner --progress output (None: none)."""
+    count = None
+    for line in chunk.splitlines():
+        if line.startswith(PROGRESS_PREFIX):
+            done, _, total = line.removeprefix(PROGRESS_PREFIX).partition(b"/")
+            if done.isdigit() and total.strip().isdigit() and int(done) <= int(total):
+                count = int(done)
+    return count
+
+
 def split_rounds(iterations: int, rounds: int) -> list[int]:
     """Spread iterations over rounds as evenly as possible (never a round with zero iterations)."""
     rounds = max(1, min(rounds, iterations))
@@ -43,12 +58,17 @@ def runner_argv(
     etdump: str | None,
     timing_json: str | None,
     inputs: list[str] | None,
+    progress: bool = False,
 ) -> list[str]:
+    """`progress`: ask sme2_runner for its measured-execution counts as it goes (PROGRESS_PREFIX lines); only
+    for a runner that knows the flag (native.supports_progress), an older one refuses unknown flags."""
     if flavour == "sme2_runner":
         argv = [binary, f"--model_path={pte}", f"--num_executions={iterations}", f"--warmup={warmup}",
                 f"--cpu_threads={threads}"]
         if timing_json:
             argv.append(f"--timing_json={timing_json}")
+        if progress:
+            argv.append("--progress")
     else:
         argv = [binary, f"--model_path={pte}", f"--num_executions={warmup + iterations}", f"--cpu_threads={threads}"]
     if etdump:

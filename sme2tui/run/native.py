@@ -27,7 +27,7 @@ from sme2tui.errors import Interrupted
 from sme2tui.events import CellStatus, Event, LogLine
 from sme2tui.fileio import read_tail, write_text_atomic
 from sme2tui.run.cells import Cell
-from sme2tui.run.commands import flavour_of, runner_argv, split_rounds
+from sme2tui.run.commands import PROGRESS_PREFIX, flavour_of, last_progress, runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, resume_hint, utc_now
 from sme2tui.run.process_group import kill_group
 from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
@@ -94,21 +94,47 @@ PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a l
     "linux") else "host: wait4() ru_maxrss of the runner process")
 
 
-# How often a running round reports that it is alive (the runner itself says nothing until it exits).
+# How often a running round reports that it is alive (an upstream runner says nothing until it exits).
 HEARTBEAT_S = 1.0
+PROGRESS_TAIL_BYTES = 4096  # an unfinished stdout line kept between polls; longer ones are no progress line
+
+_PROGRESS_SUPPORT: dict[tuple[str, int, int], bool] = {}
+
+
+def supports_progress(binary: Path) -> bool:
+    """Whether this sme2_runner knows --progress (its --help names it). One built before the flag existed
+    refuses unknown flags, so it runs without and its counts move once per round. Asked once per binary file
+    (path, size and mtime: a rebuild in place is asked again)."""
+    try:
+        info = binary.stat()
+    except OSError:
+        return False
+    key = (str(binary), info.st_size, info.st_mtime_ns)
+    if key not in _PROGRESS_SUPPORT:
+        try:
+            shown = subprocess.run([str(binary), "--help"], capture_output=True, timeout=10,
+                                   stdin=subprocess.DEVNULL, check=False)
+            _PROGRESS_SUPPORT[key] = shown.returncode == 0 and b"--progress" in shown.stdout[:4096]
+        except (OSError, subprocess.SubprocessError):
+            _PROGRESS_SUPPORT[key] = False
+    return _PROGRESS_SUPPORT[key]
 
 
 def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int] | None,
-               cancel: threading.Event | None, timeout: float,
-               heartbeat: Callable[[float], Event]) -> Generator[Event, None, tuple[int, float, bool, int | None]]:
-    """Run one round; yields `heartbeat(elapsed seconds)` about once a second and returns (exit code, seconds,
-    timed out, the runner process's peak RSS in bytes as the host measured it). stdout/stderr go to files in
-    the cell folder, never to memory."""
+               cancel: threading.Event | None, timeout: float, heartbeat: Callable[[float, int], Event],
+               *, progress: bool = False) -> Generator[Event, None, tuple[int, float, bool, int | None]]:
+    """Run one round; yields `heartbeat(elapsed seconds, measured executions so far)` about once a second and,
+    with `progress` (the runner was given --progress), whenever its stdout reports more measured executions.
+    Returns (exit code, seconds, timed out, the runner process's peak RSS in bytes as the host measured it).
+    stdout/stderr go to files in the cell folder, never to memory; progress reads that file as it grows."""
     started = time.monotonic()
     beat = started
     peak: int | None = None
-    with (cell_dir / f"stdout-r{round_index}.log").open("wb") as out, \
-            (cell_dir / f"stderr-r{round_index}.log").open("wb") as err:
+    measured = 0
+    unfinished = b""
+    stdout_path = cell_dir / f"stdout-r{round_index}.log"
+    with stdout_path.open("wb") as out, (cell_dir / f"stderr-r{round_index}.log").open("wb") as err, \
+            stdout_path.open("rb") as reader:
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     preexec_fn=_affinity(cpus), start_new_session=True)
@@ -133,9 +159,18 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
                 if now - started > timeout:
                     kill_group(proc)
                     return proc.wait(), time.monotonic() - started, True, None
+                if progress:
+                    # Complete lines only: an unfinished last line waits for the next poll (bounded, and a
+                    # count never goes back, whatever a runner prints).
+                    complete, _, unfinished = (unfinished + reader.read(1 << 16)).rpartition(b"\n")
+                    unfinished = unfinished[-PROGRESS_TAIL_BYTES:]
+                    count = last_progress(complete) if PROGRESS_PREFIX in complete else None
+                    if count is not None and count > measured:
+                        measured, beat = count, now
+                        yield heartbeat(now - started, measured)
                 if now - beat >= HEARTBEAT_S:
                     beat = now
-                    yield heartbeat(now - started)
+                    yield heartbeat(now - started, measured)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
             return proc.returncode, time.monotonic() - started, False, peak
@@ -192,9 +227,12 @@ def read_runner_timing(path: Path, *, warmup: int, iterations: int) -> tuple[lis
     return found[0], found[1]
 
 
-def _heartbeat(cell_id: str, index: int, rounds: int, done: int, total: int) -> Callable[[float], Event]:
-    def beat(elapsed: float) -> Event:
-        return CellStatus(cell_id, "running", f"round {index + 1}/{rounds}: {elapsed:.0f} s", done, total)
+def _heartbeat(cell_id: str, index: int, rounds: int, done: int, count: int,
+               total: int) -> Callable[[float, int], Event]:
+    """The live status of round `index` of `count` iterations after `done` measured in earlier rounds."""
+    def beat(elapsed: float, measured: int) -> Event:
+        return CellStatus(cell_id, "running", f"round {index + 1}/{rounds}: {elapsed:.0f} s",
+                          done + min(measured, count), total)
 
     return beat
 
@@ -235,16 +273,19 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
             flavour = flavour_of(binary.name)
             etdump = cell_dir / f"etdump-r{index}.etdp" if config.profile else None
             timing = cell_dir / f"timing-r{index}.json" if flavour == "sme2_runner" else None
+            progress = flavour == "sme2_runner" and supports_progress(binary)
             argv = runner_argv(flavour, str(binary), pte=str(ptes[cell.id]), threads=cell.threads,
                                warmup=config.warmup, iterations=count, etdump=str(etdump) if etdump else None,
-                               timing_json=str(timing) if timing else None, inputs=inputs[cell.id])
-            # Counts move when a round ends (the runner reports its iterations at exit); until then the
-            # cell says which round runs and for how long, so a slow round never looks stuck.
+                               timing_json=str(timing) if timing else None, inputs=inputs[cell.id],
+                               progress=progress)
+            # An sme2_runner with --progress reports measured executions as they finish, so counts move within
+            # a round; other runners report at exit, and the cell says which round runs and for how long, so
+            # a slow round never looks stuck.
             done_before = done_iterations[cell.id]
             yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds}", done_before, config.iterations)
             code, seconds, timed_out, peak_rss = yield from _run_round(
                 argv, cell_dir, index, cpus, cancel, timeout,
-                _heartbeat(cell.id, index, rounds, done_before, config.iterations))
+                _heartbeat(cell.id, index, rounds, done_before, count, config.iterations), progress=progress)
             stderr_log = cell_dir / f"stderr-r{index}.log"
             problem: tuple[str, str, str] | None = None  # (kind, what, fix)
             entry: dict[str, Any] = {"round": index, "warmup": config.warmup, "iterations": count,

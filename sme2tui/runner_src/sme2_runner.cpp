@@ -10,6 +10,8 @@
 //   --verbose           pass the runtime's Info/Debug log through (default: errors only)
 //   --maps_path PATH    copy /proc/self/maps there at exit (Linux): where every library was loaded, so an
 //                       emulator's executed-code log can be mapped to the functions that ran
+//   --progress          print "sme2_runner: progress measured=K/N" on stdout as measured executions finish
+//                       (at most every 100 ms, outside the timed region), so a front-end can show counts move
 // Without --etdump_path no event tracer is attached, so timing-only runs carry no profiling overhead.
 //
 // Exit codes: 0 ok, 1 internal, 2 usage, 3 model load, 4 method load, 5 inputs, 6 execution, 7 writing
@@ -132,12 +134,13 @@ struct Options {
   std::string timing_json;
   std::string output_dir;
   std::string maps_path;
+  bool progress = false;
 };
 
 const char* kUsageText =
     "usage: sme2_runner --model_path=PATH [--num_executions=N] [--warmup=N] [--cpu_threads=N]\n"
     "                   [--etdump_path=PATH] [--method_name=NAME] [--inputs=F1,F2,...]\n"
-    "                   [--timing_json=PATH] [--output_dir=DIR] [--maps_path=PATH] [--verbose]\n";
+    "                   [--timing_json=PATH] [--output_dir=DIR] [--maps_path=PATH] [--progress] [--verbose]\n";
 
 uint32_t parse_uint(const std::string& flag, const std::string& text) {
   char* end = nullptr;
@@ -189,6 +192,10 @@ Options parse_args(int argc, char** argv) {
     }
     if (name == "verbose") {
       g_verbose = !value || *value == "true" || *value == "1";
+      continue;
+    }
+    if (name == "progress") {
+      o.progress = !value || *value == "true" || *value == "1";
       continue;
     }
     const bool known = strings.count(name) || name == "num_executions" || name == "cpu_threads" ||
@@ -613,6 +620,7 @@ int run(const Options& o) {
   std::vector<int64_t> warmup_ns;
   std::vector<int64_t> measured_ns;
   const uint32_t total = o.warmup + o.num_executions;
+  auto last_progress = std::chrono::steady_clock::now();
   for (uint32_t i = 0; i < total; ++i) {
     apply_inputs(*method, inputs);  // outside the timed region: a copy, not model work
     const auto t0 = std::chrono::steady_clock::now();
@@ -624,6 +632,13 @@ int run(const Options& o) {
     }
     const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
     (i < o.warmup ? warmup_ns : measured_ns).push_back(ns);
+    // Outside the timed region; throttled so a sub-millisecond model does not become a printing loop.
+    if (o.progress && i >= o.warmup &&
+        (i + 1 == total || t1 - last_progress >= std::chrono::milliseconds(100))) {
+      std::printf("sme2_runner: progress measured=%zu/%" PRIu32 "\n", measured_ns.size(), o.num_executions);
+      std::fflush(stdout);
+      last_progress = t1;
+    }
   }
   const int os_threads = count_os_threads();
   const int64_t peak_rss = peak_rss_bytes();  // before writing the ETDump: the model's memory, not the dump's
