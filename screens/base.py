@@ -18,7 +18,7 @@ from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
@@ -42,6 +42,7 @@ from sme2tui.events import (
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
+    from textual.widget import Widget
 
     from screens.app import Sme2App
     from screens.services import CoreServices
@@ -114,6 +115,7 @@ class StepScreen(Screen[None]):
         self.busy = False
         self.cancel = threading.Event()
         self._queue: deque[Event | JobDone] = deque()
+        self._focus_before_guide: Widget | None = None  # what had the keys when the guide replaced the step
 
     # --- access to the app -----------------------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class StepScreen(Screen[None]):
             with VerticalScroll(id="main"):
                 yield from self.compose_main()
                 yield CheckList(id="checks")
-            with Vertical(id="guide"):
+            with VerticalScroll(id="guide"):  # focusable: arrows and PgUp/PgDn scroll it from the keyboard
                 # Rich's Markdown renders synchronously (Textual's Markdown widget mounts blocks later).
                 yield Static(RichMarkdown(GUIDE[self.STEP]), id="guide-text")
         # Says, at all times, whether Next is open and what opens it (a refused Next was silent before).
@@ -363,7 +365,21 @@ class StepScreen(Screen[None]):
 
     def action_toggle_guide(self) -> None:
         # Narrow: the guide replaces the step content; wide: it sits beside it (the class inverts that).
-        self.query_one("#body").toggle_class("guide")
+        body = self.query_one("#body")
+        body.toggle_class("guide")
+        guide = self.query_one("#guide", VerticalScroll)
+        if self.has_class("-narrow") and body.has_class("guide"):
+            # It replaced the step: it takes the keys, so arrows and PgDn read on (the step had them).
+            self._focus_before_guide = self.focused
+            guide.focus()
+        elif guide.has_focus or self.focused is None:
+            before = self._focus_before_guide
+            if before is not None and before.is_attached and before.display:
+                before.focus()
+            else:
+                self.focus_next()
+        if not body.has_class("guide") or not self.has_class("-narrow"):
+            self._focus_before_guide = None
 
     def action_leave_field(self) -> None:
         """Escape always leaves a text field; the step's keys work again."""

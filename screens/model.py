@@ -209,6 +209,9 @@ class ModelScreen(StepScreen):
             return
         self.checks.clear()
         self.finished = False
+        # The rows described the previous selection's export: stale now (e exports the new one).
+        self.exports.clear()
+        self.query_one("#exports", DataTable).clear()
         self.refresh_checks()
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[Any]) -> None:

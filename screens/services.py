@@ -362,7 +362,8 @@ class CoreServices:
             except (OSError, json.JSONDecodeError):
                 continue
             entries.append(_run_entry(path, manifest, config))
-        return entries
+        # Newest first by when each run was made: a folder's name is not its age ("reference", a renamed copy).
+        return sorted(entries, key=lambda e: (e.created, e.name), reverse=True)
 
     def load_run(self, run_dir: Path) -> LoadedRun:
         manifest = json.loads((run_dir / "manifest.json").read_text())

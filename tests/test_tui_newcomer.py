@@ -19,6 +19,7 @@ from screens.analyze import AnalyzeScreen
 from screens.base import StepScreen, format_event
 from screens.configedit import config_for_file, named_after_selection
 from screens.confirm import ConfirmScreen
+from screens.history import HistoryScreen
 from screens.model import ModelScreen
 from screens.run import RunScreen
 from screens.save import SaveScreen
@@ -330,6 +331,11 @@ async def test_the_run_bar_follows_measured_iterations(tmp_path: Path, monkeypat
         assert bar.percentage == pytest.approx(0.67)  # cells finish together at the end: 0% before
         table = screen.query_one("#cells", DataTable)
         assert [table.get_cell(k, "iterations") for k in ("a__fp32__x__t1", "b__fp32__x__t1")] == ["134/200", "134/200"]
+        # A failed cell keeps how far it got and its size: the bar counts it as ended, it does not shrink.
+        screen.feed([CellStatus("a__fp32__x__t1", "failed", "runner exited with 6")])
+        await pilot.pause()
+        assert bar.percentage == pytest.approx((200 + 134) / 400)
+        assert table.get_cell("a__fp32__x__t1", "iterations") == "134/200"
 
 
 # --- layout ---------------------------------------------------------------------------------------------
@@ -492,3 +498,72 @@ def test_peer_metrics_never_squeeze_the_latency_chart(size: tuple[int, int], fit
             assert screen.query_one("#table-peers").has_class("-fitted") is fitted
 
     check()
+
+
+@run_async
+async def test_history_lists_newest_runs_first_whatever_their_folder_names(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder named `reference` (made earlier) sorted above today's runs by name; it goes below them."""
+    run_dir = workspace(tmp_path, monkeypatch)
+    for name, created in (("reference", "2026-11-01T10:00:00Z"), ("20261120T000000Z-later", "2026-11-24T08:00:00Z")):
+        copy = run_dir.with_name(name)
+        copy.mkdir()
+        (copy / "config.json").write_text((run_dir / "config.json").read_text())
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        (copy / "manifest.json").write_text(json.dumps({**manifest, "created_utc": created}))
+    app = make_app(replay_services(), start="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, HistoryScreen)
+        shown = [entry.path.name for entry in app.screen.entries]
+        assert shown == ["20261120T000000Z-later", RUN_NAME, "reference"]
+
+
+@run_async
+async def test_a_changed_selection_clears_the_export_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export table described the previous selection: after a change it is empty until e exports again."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(export_events=cached_export_events()), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e", "y")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen) and screen.gate_open()
+        table = screen.query_one("#exports", DataTable)
+        assert table.row_count == 2
+        screen.query_one("#dtypes", SelectionList).select("fp16")
+        await settle(pilot)
+        assert table.row_count == 0 and not screen.exports and not screen.gate_open()
+        assert screen.gate_text().plain.endswith("first: e.")
+
+
+@run_async
+async def test_the_guide_takes_the_keys_when_it_replaces_the_step(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """80 columns: g shows the guide in place of the step and gives it the focus, so PgDn reads on; g again
+    brings the step back with its focus. At 120 the guide sits beside the step and takes nothing."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        models = screen.query_one("#models")
+        assert screen.focused is models
+        await pilot.press("g")
+        await settle(pilot)
+        guide = screen.query_one("#guide")
+        assert screen.focused is guide and guide.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert guide.scroll_y > 0
+        await pilot.press("g")
+        await settle(pilot)
+        assert screen.focused is models and not guide.display
+    app = make_app(replay_services(), start="model")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("g", "g")
+        await settle(pilot)
+        assert screen.focused is screen.query_one("#models")
