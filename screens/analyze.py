@@ -222,10 +222,10 @@ class AnalyzeScreen(StepScreen):
         self._table("#table-latency", charts.LATENCY_HEADERS, charts.latency_rows(cells))
         self.query_one("#table-latency", DataTable).border_title = (
             "emulated ms: not hardware time" if emulated else "latency, ms")
-        peers = charts.peer_rows(cells)
-        self._table("#table-peers", ("variant", "load ms", "first ms", "p95", "p99", "peak RSS"), peers)
+        peer_headers, peers = charts.peer_table(cells)
+        self._table("#table-peers", peer_headers, peers if len(peer_headers) > 1 else [])
         self.query_one("#table-peers", DataTable).border_title = "load, first inference, tail, memory"
-        self.query_one("#table-peers").display = bool(peers)
+        self.query_one("#table-peers").display = len(peer_headers) > 1
         if reference is not None:
             self._table("#table-reflatency", ("published", "SME2 off ms", "SME2 on ms", "speedup"),
                         charts.reference_latency_rows(reference))

@@ -61,6 +61,7 @@ class Sme2App(App[int]):
         self._jobs: set[threading.Event] = set()
         self._jobs_lock = threading.Lock()
         self._quitting = False
+        self.last_step = start if start != "history" else "environment"  # where History's Back goes
 
     def on_mount(self) -> None:
         self.switch_mode(self.start)
@@ -69,13 +70,20 @@ class Sme2App(App[int]):
 
     def goto(self, step: str) -> None:
         if step != self.current_mode:
+            self._leaving()
             self.switch_mode(step)
+
+    def _leaving(self) -> None:
+        """Remember the step being left: History's Back returns there."""
+        if self.current_mode in self.MODES and self.current_mode != "history":
+            self.last_step = self.current_mode
 
     def action_goto(self, step: str) -> None:
         self.goto(step)
 
     async def _show(self, step: str) -> Screen[Any]:
         if step != self.current_mode:
+            self._leaving()
             await self.switch_mode(step)
         return self.screen
 

@@ -70,6 +70,17 @@ def peer_rows(cells: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
+PEER_METRICS = ("load ms", "first ms", "p95 ms", "p99 ms", "peak RSS")
+
+
+def peer_table(cells: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The peer metrics with a row per metric and a column per variant (as the category table): two variants
+    fit beside the latency chart at 80 columns, where a row per variant was cut after p95."""
+    rows = peer_rows(cells)
+    headers = ("metric", *(row[0] for row in rows))
+    return headers, [(metric, *(row[i + 1] for row in rows)) for i, metric in enumerate(PEER_METRICS)]
+
+
 def category_shares(cell: dict[str, Any]) -> dict[str, float]:
     values = {c: float(cell.get("categories_ms", {}).get(c, 0.0)) for c in CATEGORIES}
     total = sum(values.values()) or 1.0

@@ -44,6 +44,9 @@ class HistoryScreen(Screen[None]):
         Binding("e", "edit", "Edit config", id="history.edit"),
         Binding("u", "resume", "Resume", id="history.resume"),
         Binding("f5", "reload", "Reload", id="history.reload"),
+        # The steps' way back (p) and the key a newcomer tries first: History had no visible way out.
+        Binding("escape", "back", "Back", id="history.back"),
+        Binding("p", "back", "Back", id="history.back-p", show=False),
     ]
 
     def __init__(self) -> None:
@@ -126,6 +129,9 @@ class HistoryScreen(Screen[None]):
         if action == "resume":
             return True if entry is not None and entry.status in ("interrupted", "partial") else None
         return True
+
+    def action_back(self) -> None:
+        self.wizard.goto(self.wizard.last_step)
 
     def _config_of(self, path: Path) -> dict[str, object]:
         data: dict[str, object] = json.loads((path / "config.json").read_text())
