@@ -61,6 +61,15 @@ class JobDone:
     interrupted: bool = False
 
 
+def error_parts(done: JobDone, default: str) -> tuple[str, str]:
+    """(what, fix) of a failed job from its rendered error (Sme2Error.render: "error: …", "  fix:   …");
+    `default` when it says nothing, and an empty fix when it has none (the caller words its own)."""
+    lines = done.error.splitlines()
+    what = lines[0].removeprefix("error: ") if lines else default
+    fix = next((line.split("fix:", 1)[1].strip() for line in lines if line.lstrip().startswith("fix:")), "")
+    return what, fix
+
+
 def format_event(event: Event) -> str | None:
     """The log line for an event (None: nothing worth a line)."""
     if isinstance(event, StepStarted):

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
-from screens.base import JobDone, StepScreen
+from screens.base import JobDone, StepScreen, error_parts
 from screens.services import runners_dir
 from sme2tui.events import Checkpoint
 
@@ -172,7 +172,11 @@ class BuildScreen(StepScreen):
 
     def job_done(self, done: JobDone) -> None:
         if not done.ok:
-            fix = "see the log above; press b to retry" if not done.interrupted else "press b to build again"
-            what = done.error.splitlines()[0] if done.error else "build failed"
-            self.add_check(Checkpoint("build", "build", "fail", what.removeprefix("error: "), fix))
+            what, fix = error_parts(done, "build failed")
+            key = {"host-native": "b", "arm64": "e"}.get(done.name, "s")  # the key that started this build
+            if done.interrupted:
+                fix = f"press {key} to build again"
+            else:
+                fix = f"{fix}; then press {key}" if fix else f"see the log above; press {key} to retry"
+            self.add_check(Checkpoint("build", "build", "fail", what, fix))
         self.refresh_options()

@@ -104,6 +104,18 @@ def known_variants(config: dict[str, Any], *, ready: bool = False) -> list[dict[
     return list(found.values())
 
 
+def host_pair_variants(config: dict[str, Any], host_os: str) -> list[str]:
+    """The chosen variants the host target cannot run on this OS: a named pair runner (`sme2-on`, …) is built
+    for the host only on macOS (`sme2tui build macos`); elsewhere the run would stop at its runner check."""
+    from sme2tui.config import runner_is_path
+
+    if target_kind(config) != "host" or host_os == "Darwin":
+        return []
+    return [str(v.get("name")) for v in config.get("variants", [])
+            if (runner := str(v.get("runner", "auto"))) not in ("auto", "native", "python")
+            and not runner_is_path(runner)]
+
+
 def next_target(config: dict[str, Any], saved: dict[str, dict[str, Any]]) -> str:
     """The target `t` switches to: host ⇄ emulated, and android when the config came with it."""
     cycle = [*TARGETS, *(["android"] if "android" in saved or target_kind(config) == "android" else [])]

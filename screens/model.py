@@ -4,6 +4,7 @@ took and whether the exported program still matches eager PyTorch."""
 from __future__ import annotations
 
 import json
+import platform
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -14,11 +15,12 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, SelectionList
 from textual.widgets.selection_list import Selection
 
-from screens.base import JobDone, StepScreen
+from screens.base import JobDone, StepScreen, error_parts
 from screens.configedit import (
     AS_EXPORTED,
     DTYPES,
     config_for_file,
+    host_pair_variants,
     known_variants,
     model_choices,
     model_id,
@@ -381,6 +383,21 @@ class ModelScreen(StepScreen):
             self.finished = False
             self.refresh_checks()
             return
+        host_os = str(self.state.host.get("os") or platform.system())
+        unrunnable = host_pair_variants(self.state.config_data, host_os)
+        if unrunnable:
+            # Said before an export: the run would stop at its runner check with no pair to build here.
+            names = ", ".join(unrunnable)
+            self.checks.clear()
+            self.add_check(Checkpoint(
+                "export", "variants", "fail",
+                f"{names} need{'s' if len(unrunnable) == 1 else ''} an SME2 on/off runner pair, which this "
+                f"{host_os} host cannot build for the host target",
+                f"untick {names}; to see SME2 kernels run on this machine, t switches to the emulated target "
+                "(evidence, not speed); SME2 speed needs an SME2 phone (android target) or an M4/M5 Mac"))
+            self.finished = False
+            self.refresh_checks()
+            return
         try:
             programs = self.services.planned_exports(config)
         except ConfigError as exc:  # e.g. a ready .pte that is no longer readable
@@ -505,8 +522,9 @@ class ModelScreen(StepScreen):
             self.finished = True
             self.state.exported_hash = self._pending_hash
         else:
-            what = done.error.splitlines()[0].removeprefix("error: ") if done.error else "export failed"
+            what, fix = error_parts(done, "export failed")
             self.add_check(Checkpoint("export", "export", "fail", what,
+                                      f"{fix}; then press e" if fix else
                                       "see the log; fix the model or deselect it, then press e"))
         self.refresh_checks()
         self._show_table()

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, ProgressBar, Static
 
-from screens.base import JobDone, StepScreen
+from screens.base import JobDone, StepScreen, error_parts
 from screens.configedit import model_id, target_kind
 from screens.evidence import TIMING_CHECKS
 from sme2tui.errors import ConfigError
@@ -255,8 +255,10 @@ class RunScreen(StepScreen):
             self.add_check(Checkpoint("run", "run", "fail", "interrupted; completed cells are kept",
                                       "press u to resume (or from History)"))
         elif not done.ok:
-            first = done.error.splitlines()[0].removeprefix("error: ") if done.error else "the run failed"
-            self.add_check(Checkpoint("run", "run", "fail", first, "read the log above, fix, press r"))
+            first, fix = error_parts(done, "the run failed")
+            # The error's own fix when it has one (it says what to change), then the key that runs again.
+            self.add_check(Checkpoint("run", "run", "fail", first,
+                                      f"{fix}; then press r" if fix else "read the log above, fix, press r"))
         elif status != "complete":
             self.state.resume_dir = self.run_dir
             self.add_check(Checkpoint("run", "cells", "fail", f"run {status}: not every cell was measured",

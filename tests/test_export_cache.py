@@ -75,6 +75,7 @@ def test_another_seed_is_another_program(workspace: Workspace) -> None:
                               "export", "--json")
     assert result.returncode == 0, result.stderr
     assert "unchanged since last export" not in result.stderr
+    assert "done: 1 program ready" in result.stderr  # one program, said in the singular
 
 
 FACTORIES = '''

@@ -28,7 +28,7 @@ from screens.state import WizardState
 from screens.widgets.picklist import CURSOR, PickList
 from sme2tui.config import load_config
 from sme2tui.errors import ConfigError
-from sme2tui.events import CellStatus, Progress
+from sme2tui.events import CellStatus, Event, Progress, StepStarted
 from sme2tui.models.pte_file import check_program_file
 from tests.test_tui_helpers import (
     RUN_NAME,
@@ -41,6 +41,8 @@ from tests.test_tui_helpers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from textual.app import App
 
 PROGRAM = Path(__file__).parent / "data" / "pte" / "fp32_xnnpack.pte"  # a real, small exported program
@@ -600,3 +602,75 @@ async def test_history_has_a_way_back(tmp_path: Path, monkeypatch: pytest.Monkey
         await pilot.press("p")
         await settle(pilot)
         assert app.current_mode == "build"
+
+
+@run_async
+async def test_a_pair_variant_the_host_cannot_run_is_refused_before_export(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host list offers sme2-on/sme2-off (an M4/M5 Mac builds them): on this Linux host, e says at once
+    that they cannot run here and what to do instead (it used to export, then stop the run at its runner check
+    with a generic fix)."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(export_events=cached_export_events()), start="model")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ModelScreen)
+        variants = screen.query_one("#variants", SelectionList)
+        variants.select("sme2-on")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)  # nothing to export: said at once
+        (row,) = screen.checks.values()
+        assert row.check.status == "fail" and row.check.name == "variants"
+        assert row.check.detail.startswith("sme2-on needs an SME2 on/off runner pair, which this Linux host")
+        assert "untick sme2-on" in row.check.fix and "t switches to the emulated target" in row.check.fix
+        variants.deselect("sme2-on")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+
+
+class _RefusedPipeline:
+    """A run the core refuses before any cell (as the runner check does): what, where and fix."""
+
+    run_dir = None
+    status = "failed"
+
+    def events(self) -> Iterator[Event]:
+        yield StepStarted("run", "Run cells on the host")
+        raise ConfigError("variant `sme2-on` asks for runner `sme2-on`, which is not built for this host",
+                          where="variants[2].runner", fix="on an Apple M4/M5 Mac: `sme2tui build macos`")
+
+    def record_accepted(self, texts: Any) -> None:
+        raise AssertionError("no run folder to record in")
+
+
+@run_async
+async def test_a_refused_run_shows_the_errors_own_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkpoint said "read the log above, fix, press r" while the fix was cut off at 80 columns in the log:
+    the error's own fix goes into the checkpoint, then the key."""
+    workspace(tmp_path, monkeypatch)
+    services = replay_services()
+    monkeypatch.setattr(services, "pipeline", lambda *a, **k: _RefusedPipeline())
+    app = make_app(services, start="run")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        screen.start_run(None)
+        await settle(pilot)
+        (row,) = [r for r in screen.checks.values() if r.check.status == "fail"]
+        assert row.check.detail.startswith("variant `sme2-on` asks for runner `sme2-on`")
+        assert row.check.fix == "on an Apple M4/M5 Mac: `sme2tui build macos`; then press r"
+
+
+def test_error_parts_read_what_and_fix() -> None:
+    from screens.base import JobDone, error_parts
+
+    rendered = ConfigError("bad", where="x", fix="do this").render()
+    assert error_parts(JobDone("run", False, rendered), "failed") == ("bad", "do this")
+    assert error_parts(JobDone("run", False, "error: bad\n  where: x"), "failed") == ("bad", "")
+    assert error_parts(JobDone("run", False, ""), "failed") == ("failed", "")

@@ -157,5 +157,6 @@ def run_exports(
             ) from None
     missing = [s for s, k in by_subject.items() if k not in results]
     yield StepFinished("export", ok=not missing,
-                       summary=f"{len(results)} programs ready" + (f", {len(missing)} failed" if missing else ""),
+                       summary=f"{len(results)} program{'s' if len(results) != 1 else ''} ready"
+                       + (f", {len(missing)} failed" if missing else ""),
                        data={"failed": missing})
