@@ -104,8 +104,8 @@ def test_native_runner_is_built_and_runs_alternating_rounds(host_run: dict[str, 
     for cell_id in summary["cells"]:
         steps = [(e["detail"], e["iterations_done"]) for e in statuses
                  if e["cell_id"] == cell_id and e["state"] == "running" and not e["detail"].endswith(" s")]
-        assert steps == [("round 1/3", 0), ("round 1/3 measured", 2), ("round 2/3", 2), ("round 2/3 measured", 4),
-                         ("round 3/3", 4), ("round 3/3 measured", 6)]
+        assert steps == [("round 1/3", 0), ("round 1/3 done", 2), ("round 2/3", 2), ("round 2/3 done", 4),
+                         ("round 3/3", 4), ("round 3/3 done", 6)]
 
 
 def test_python_runtime_interleaves_every_iteration(host_run: dict[str, Any], tmp_path: Path) -> None:

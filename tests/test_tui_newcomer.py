@@ -28,7 +28,7 @@ from screens.state import WizardState
 from screens.widgets.picklist import CURSOR, PickList
 from sme2tui.config import load_config
 from sme2tui.errors import ConfigError
-from sme2tui.events import CellStatus, Event, Progress, StepStarted
+from sme2tui.events import CellStatus, Checkpoint, Event, Progress, StepStarted
 from sme2tui.models.pte_file import check_program_file
 from tests.test_tui_helpers import (
     RUN_NAME,
@@ -328,7 +328,7 @@ async def test_the_run_bar_follows_measured_iterations(tmp_path: Path, monkeypat
         screen.feed([CellStatus("a__fp32__x__t1", "queued", "", 0, 200),
                      CellStatus("b__fp32__x__t1", "queued", "", 0, 200),
                      CellStatus("a__fp32__x__t1", "running", "round 3/3", 134, 200),
-                     CellStatus("b__fp32__x__t1", "running", "round 2/3 measured", 134, 200)])
+                     CellStatus("b__fp32__x__t1", "running", "round 2/3 done", 134, 200)])
         await pilot.pause()
         bar = screen.query_one("#overall", ProgressBar)
         assert bar.percentage == pytest.approx(0.67)  # cells finish together at the end: 0% before
@@ -674,3 +674,27 @@ def test_error_parts_read_what_and_fix() -> None:
     assert error_parts(JobDone("run", False, rendered), "failed") == ("bad", "do this")
     assert error_parts(JobDone("run", False, "error: bad\n  where: x"), "failed") == ("bad", "")
     assert error_parts(JobDone("run", False, ""), "failed") == ("failed", "")
+
+
+@run_async
+async def test_the_run_table_keeps_its_counts_in_view_at_80_columns(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the checkpoints long enough for the step to scroll (its scrollbar takes two columns), the
+    widest details a native round says leave the iterations column whole ("iteration" was cut)."""
+    workspace(tmp_path, monkeypatch)
+    app = make_app(replay_services(), start="run")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        a, b = "mobilenet_quick__fp32__portable__t1", "mobilenet_quick__fp32__xnnpack__t1"
+        screen.feed([CellStatus(a, "running", "round 1/3: 99 s", 1199, 1200),
+                     CellStatus(b, "running", "round 2/3 done", 800, 1200)])
+        for i in range(8):
+            screen.add_check(Checkpoint("run", f"check {i}", "warn", "a long warning " * 6, "fix it"))
+        screen.refresh_checks()
+        await settle(pilot)
+        main = screen.query_one("#main")
+        assert main.max_scroll_y > 0  # the scrollbar is there
+        table = screen.query_one("#cells", DataTable)
+        assert table.virtual_size.width <= table.scrollable_content_region.width, "the counts are cut"

@@ -160,7 +160,7 @@ def test_run_progress(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: py
     events = [StepStarted("run", "Run cells on the host"),
               *(CellStatus(c, "queued", "", 0, 200) for c in cells),
               CellStatus(cells[0], "running", "round 3/3: 4 s", 134, 200),
-              CellStatus(cells[1], "running", "round 2/3 measured", 134, 200)]
+              CellStatus(cells[1], "running", "round 2/3 done", 134, 200)]
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)

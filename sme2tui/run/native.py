@@ -333,7 +333,8 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
                 entry["etdump"] = etdump.name
             records[cell.id]["rounds"].append(entry)
             done_iterations[cell.id] += count
-            yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds} measured", done_iterations[cell.id],
+            # Short: the detail column sits before the counts, and at 80 columns every character of it counts.
+            yield CellStatus(cell.id, "running", f"round {index + 1}/{rounds} done", done_iterations[cell.id],
                              config.iterations)
     for cell in cells:
         if cell.id in failed:
