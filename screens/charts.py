@@ -202,6 +202,9 @@ def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, 
     plt.stacked_bar(names, [[s[c] for s in shares] for c in CATEGORIES],
                     color=[CATEGORY_COLORS[c] for c in CATEGORIES], width=0.5)
     _ticks(plt.xticks, names, width)
+    # Round quarters: plotext's own ticks read 100.0, 83.3, 66.7, 33.3 (and dropped 50 on a short chart).
+    plt.yticks([0, 25, 50, 75, 100], ["0", "25", "50", "75", "100"])
+    plt.ylim(0, 100)
     title = "share of end-to-end time, %"
     plt.title(title + ("  (*SqueezeSAM fp16 SME2 on, not measured here)" if reference is not None else ""))
 
@@ -222,8 +225,14 @@ def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8, width:
     narrow = width is not None and width < NARROW_OPERATOR_CHART
     names = [str(i) for i in range(1, len(ops) + 1)] if narrow else operator_names(ops, shorten=True)
     labels = list(reversed(names))
-    plt.bar(labels, [float(o["median_ms"]) for o in reversed(ops)], orientation="horizontal", width=0.6)
+    values = [float(o["median_ms"]) for o in reversed(ops)]
+    plt.bar(labels, values, orientation="horizontal", width=0.6)
     _ticks(plt.yticks, labels)
+    # Zero, half and the slowest, in the table's milliseconds (plotext's own read 0.0000 0.0110 0.0165).
+    top = max(values)
+    if top > 0:
+        plt.xticks([0, top / 2, top], ["0", fmt_ms(top / 2), fmt_ms(top)])
+        plt.xlim(0, top)
     repeated = not narrow and any("@" in label for label in labels)
     title = "median ms, by #" if narrow else f"{cell['variant']}: median ms"
     plt.title(title + (", @N: instruction N" if repeated else ""))

@@ -698,3 +698,32 @@ async def test_the_run_table_keeps_its_counts_in_view_at_80_columns(tmp_path: Pa
         assert main.max_scroll_y > 0  # the scrollbar is there
         table = screen.query_one("#cells", DataTable)
         assert table.virtual_size.width <= table.scrollable_content_region.width, "the counts are cut"
+
+
+def _drawn(draw: Any, width: int = 40, height: int = 14) -> str:
+    import plotext as plt
+
+    draw(plt)
+    plt.plotsize(width, height)
+    plt.theme("clear")
+    text: str = plt.build()
+    return plt.uncolorize(text)  # type: ignore[no-any-return]
+
+
+def test_chart_axes_read_in_round_numbers() -> None:
+    """Shares on 0/25/50/75/100 (plotext wrote 100.0 83.3 66.7 33.3 and dropped 50); operator times on 0, half
+    and the slowest in the table's precision (plotext wrote 0.0000 0.0110 0.0165)."""
+    from screens.charts import draw_categories, draw_operators
+
+    cell = {"variant": "xnnpack", "categories_ms": {"CONV": 1.0, "GEMM": 2.0},
+            "operators": [{"name": "Fully Connected (NC, F32) GEMM #1", "category": "GEMM", "median_ms": 0.022,
+                           "share": 0.15, "instruction_id": 3},
+                          {"name": "Transpose (ND, X32) #1", "category": "DATA_MOVEMENT", "median_ms": 0.008,
+                           "share": 0.05, "instruction_id": 4}]}
+    shares = _drawn(lambda plt: draw_categories(plt, [cell], None, width=40))
+    assert [label for label in ("100", "75", "50", "25") if f"{label}┤" in shares] == ["100", "75", "50", "25"]
+    assert "83.3" not in shares and "100.0" not in shares
+    times = _drawn(lambda plt: draw_operators(plt, cell, width=60), width=60)
+    axis = times.splitlines()[-1]
+    assert axis.split() == ["0", "0.011", "0.022"], axis
+    assert "0.0000" not in times and "0.0165" not in times
