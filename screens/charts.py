@@ -181,8 +181,11 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     plt.ylim(decades[0], decades[-1])
     plt.xlim(0.5, len(cells) + 0.5)
     _ticks(plt.xticks, [c["variant"] for c in cells], width)
-    # Emulated milliseconds are a record of the run, not hardware time: the chart says so in its title.
-    plt.title(("emulated ms" if emulated else "ms") + ", log: median ◆ p10–p90 │")
+    # Emulated milliseconds are a record of the run, not hardware time: the chart says so in its title, which
+    # must fit (plotext drops a title wider than the plot, and with it the word "emulated").
+    unit = "emulated ms" if emulated else "ms"
+    titles = [f"{unit}, log: median ◆ p10–p90 │", f"{unit}, log: ◆ median", f"{unit}, log"]
+    plt.title(next((t for t in titles if width is None or len(t) <= width - 2), titles[-1]))
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,

@@ -727,3 +727,14 @@ def test_chart_axes_read_in_round_numbers() -> None:
     axis = times.splitlines()[-1]
     assert axis.split() == ["0", "0.011", "0.022"], axis
     assert "0.0000" not in times and "0.0165" not in times
+
+
+@pytest.mark.parametrize("width", [30, 36, 60])
+def test_the_emulated_latency_chart_always_says_emulated(width: int) -> None:
+    """At 80 columns the chart is ~36 wide: its title ("emulated ms, log: …", 36 characters) was dropped whole."""
+    from screens.charts import draw_latency
+
+    cells = [{"variant": v, "latency": {"p10": m * 0.9, "median": m, "p90": m * 1.2}}
+             for v, m in (("sme2-off", 58.1), ("sme2-on", 126.0))]
+    drawn = _drawn(lambda plt: draw_latency(plt, cells, width=width, emulated=True), width=width)
+    assert "emulated ms, log" in drawn.splitlines()[0]
