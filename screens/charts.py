@@ -185,7 +185,7 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     # must fit (plotext drops a title wider than the plot, and with it the word "emulated").
     unit = "emulated ms" if emulated else "ms"
     titles = [f"{unit}, log: median ◆ p10–p90 │", f"{unit}, log: ◆ median", f"{unit}, log"]
-    plt.title(next((t for t in titles if width is None or len(t) <= width - 2), titles[-1]))
+    plt.title(next((t for t in titles if width is None or len(t) <= width - 6), titles[-1]))  # y ticks: ~5
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
