@@ -177,7 +177,8 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     low = min(max(float(c["latency"]["p10"]), 1e-6) for c in cells)
     high = max(max(float(c["latency"]["p90"]), 1e-6) for c in cells)
     decades = list(range(math.floor(log(low)), max(math.ceil(log(high)), math.floor(log(low)) + 1) + 1))
-    plt.yticks(decades, [f"{10.0 ** k:g}" for k in decades])
+    ticks = [f"{10.0 ** k:g}" for k in decades]
+    plt.yticks(decades, ticks)
     plt.ylim(decades[0], decades[-1])
     plt.xlim(0.5, len(cells) + 0.5)
     _ticks(plt.xticks, [c["variant"] for c in cells], width)
@@ -185,7 +186,8 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     # must fit (plotext drops a title wider than the plot, and with it the word "emulated").
     unit = "emulated ms" if emulated else "ms"
     titles = [f"{unit}, log: median ◆ p10–p90 │", f"{unit}, log: ◆ median", f"{unit}, log"]
-    plt.title(next((t for t in titles if width is None or len(t) <= width - 6), titles[-1]))  # y ticks: ~5
+    room = None if width is None else width - max(len(t) for t in ticks) - 1  # the tick labels' column
+    plt.title(next((t for t in titles if room is None or len(t) <= room), titles[-1]))
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
