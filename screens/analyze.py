@@ -241,13 +241,15 @@ class AnalyzeScreen(StepScreen):
             (Text.assemble(("■ ", f"color({charts.CATEGORY_COLORS[row[0]]})"), row[0]), *row[1:]) for row in rows]
         self._table("#table-categories", headers, swatched)
         candidate = cells[-1] if cells else None
-        self._table("#table-operators", charts.OPERATOR_HEADERS, charts.operator_rows(candidate) if candidate else [])
+        self._table("#table-operators", charts.EMULATED_OPERATOR_HEADERS if emulated else charts.OPERATOR_HEADERS,
+                    charts.operator_rows(candidate) if candidate else [])
         self.query_one("#table-operators", DataTable).border_title = (
             f"top operators: {candidate['variant']}" if candidate else "")
         self._plot("#plot-latency", lambda plt, w, h: charts.draw_latency(plt, cells, w, emulated))
-        self._plot("#plot-categories", lambda plt, w, h: charts.draw_categories(plt, cells, reference, w))
+        self._plot("#plot-categories", lambda plt, w, h: charts.draw_categories(plt, cells, reference, w, emulated))
         # One bar per row: plotext drops tick labels that would share a row.
-        self._plot("#plot-operators", lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w))
+        self._plot("#plot-operators",
+                   lambda plt, w, h: charts.draw_operators(plt, candidate, max(1, min(8, h - 5)), w, emulated))
         self.query_one("#table-reflatency").display = reference is not None
         self.call_after_refresh(self.fit_tables)
 

@@ -122,6 +122,7 @@ def operator_names(ops: list[dict[str, Any]], shorten: bool = False) -> list[str
 
 
 OPERATOR_HEADERS = ("#", "operator", "category", "median ms", "share")
+EMULATED_OPERATOR_HEADERS = ("#", "operator", "category", "emulated ms", "share")
 
 
 def operator_rows(cell: dict[str, Any], limit: int = 10) -> list[tuple[str, str, str, str, str]]:
@@ -158,6 +159,13 @@ def _ticks(set_ticks: Any, labels: list[str], width: int | None = None) -> None:
     set_ticks(list(range(1, len(labels) + 1)), labels)
 
 
+def _fit_title(plt: Any, titles: list[str], width: int | None, y_ticks: list[str]) -> None:
+    """The first title that fits the plot (the widget less the y tick labels' column): plotext drops a
+    title that does not fit, whole."""
+    room = None if width is None else width - max((len(t) for t in y_ticks), default=0) - 1
+    plt.title(next((t for t in titles if room is None or len(t) <= room), titles[-1]))
+
+
 def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None, emulated: bool = False) -> None:
     """Median (◆, with its value) and the p10–p90 spread (│) per variant on a log axis: the variants of a
     pair can differ 500×, and on a linear axis the fast one is an invisible sliver at zero. The log is
@@ -186,12 +194,11 @@ def draw_latency(plt: Any, cells: list[dict[str, Any]], width: int | None = None
     # must fit (plotext drops a title wider than the plot, and with it the word "emulated").
     unit = "emulated ms" if emulated else "ms"
     titles = [f"{unit}, log: median ◆ p10–p90 │", f"{unit}, log: ◆ median", f"{unit}, log"]
-    room = None if width is None else width - max(len(t) for t in ticks) - 1  # the tick labels' column
-    plt.title(next((t for t in titles if room is None or len(t) <= room), titles[-1]))
+    _fit_title(plt, titles, width, ticks)
 
 
 def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, Any] | None,
-                    width: int | None = None) -> None:
+                    width: int | None = None, emulated: bool = False) -> None:
     """Stacked shares of end-to-end time; shares, because the two sides can differ 100× in total."""
     plt.clear_data()
     plt.clear_figure()
@@ -210,14 +217,15 @@ def draw_categories(plt: Any, cells: list[dict[str, Any]], reference: dict[str, 
     # Round quarters: plotext's own ticks read 100.0, 83.3, 66.7, 33.3 (and dropped 50 on a short chart).
     plt.yticks([0, 25, 50, 75, 100], ["0", "25", "50", "75", "100"])
     plt.ylim(0, 100)
-    title = "share of end-to-end time, %"
+    title = "share of emulated time, %" if emulated else "share of end-to-end time, %"
     plt.title(title + ("  (*SqueezeSAM fp16 SME2 on, not measured here)" if reference is not None else ""))
 
 
 NARROW_OPERATOR_CHART = 44  # below this width the names leave no room for bars: ranks label them instead
 
 
-def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8, width: int | None = None) -> None:
+def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8, width: int | None = None,
+                   emulated: bool = False) -> None:
     """The slowest operators as horizontal bars, labelled with their names, or with their rank (the `#`
     column of the table beside it) when the chart is too narrow for names and bars both."""
     plt.clear_data()
@@ -239,5 +247,11 @@ def draw_operators(plt: Any, cell: dict[str, Any] | None, limit: int = 8, width:
         plt.xticks([0, top / 2, top], ["0", fmt_ms(top / 2), fmt_ms(top)])
         plt.xlim(0, top)
     repeated = not narrow and any("@" in label for label in labels)
-    title = "median ms, by #" if narrow else f"{cell['variant']}: median ms"
-    plt.title(title + (", @N: instruction N" if repeated else ""))
+    # The variant even when narrow (the table's own title is not drawn), and emulated time said as such.
+    unit = "emulated ms" if emulated else "median ms"
+    variant = str(cell["variant"])
+    if narrow:
+        titles = [f"{variant}: {unit}, by #", f"{variant}: {unit}", f"{variant}, by #", unit]
+    else:
+        titles = [f"{variant}: {unit}" + (", @N: instruction N" if repeated else ""), f"{variant}: {unit}", unit]
+    _fit_title(plt, titles, width, labels)

@@ -738,3 +738,27 @@ def test_the_emulated_latency_chart_always_says_emulated(width: int) -> None:
              for v, m in (("sme2-off", 58.1), ("sme2-on", 126.0))]
     drawn = _drawn(lambda plt: draw_latency(plt, cells, width=width, emulated=True), width=width)
     assert "emulated ms, log" in drawn.splitlines()[0]
+
+
+@run_async
+async def test_an_emulated_run_says_emulated_on_every_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator table of an emulated run read "median ms" (its table title, which said the variant, is not
+    drawn): its times are emulated, and the charts say so too, with the variant."""
+    from screens.charts import draw_categories, draw_operators
+    from tests.test_tui_emulated import emulated_app, emulated_workspace
+
+    run_dir = emulated_workspace(tmp_path, monkeypatch)
+    app = emulated_app(replay_services(), start="analyze", run_dir=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#table-operators", DataTable)
+        assert [str(c.label) for c in table.ordered_columns][3] == "emulated ms"
+    cell = {"variant": "sme2-on", "categories_ms": {"CONV": 75.2, "GEMM": 42.3},
+            "operators": [{"name": "Convolution (NHWC, F32) IGEMM #1", "category": "CONV", "median_ms": 70.29,
+                           "share": 0.56, "instruction_id": 1}]}
+    for width in (26, 30, 60):  # 26-30: the chart beside the table at 80 columns (rank labels)
+        title = _drawn(lambda plt, w=width: draw_operators(plt, cell, width=w, emulated=True),
+                       width=width).splitlines()[0]
+        assert "sme2-on: emulated ms" in title, title
+    shares = _drawn(lambda plt: draw_categories(plt, [cell], None, width=40, emulated=True))
+    assert "share of emulated time" in shares.splitlines()[0]
