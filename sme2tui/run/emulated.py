@@ -319,7 +319,7 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                                        cpus)
             records[cell.id]["rounds"].append(entry)
             done[cell.id] += count
-            yield CellStatus(cell.id, "running", f"round {index + 1}/{len(plan)} measured", done[cell.id],
+            yield CellStatus(cell.id, "running", f"round {index + 1}/{len(plan)} done", done[cell.id],
                              config.iterations, {"emulated": True})
     for cell in cells:
         if cell.id in failed:
@@ -328,7 +328,7 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
         (cell_dir / "timing.json").write_text(json.dumps(records[cell.id], indent=1))
         folder.set_cell(cell.id, status="done", finished_utc=utc_now(),
                         files=sorted(folder.rel(p) for p in cell_dir.rglob("*") if p.is_file()))
-        yield CellStatus(cell.id, "done", "measured (emulated)", config.iterations, config.iterations)
+        yield CellStatus(cell.id, "done", "emulated", config.iterations, config.iterations)
     return len(failed)
 
 
