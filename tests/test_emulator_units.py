@@ -289,6 +289,47 @@ def test_an_emulated_round_says_it_is_alive(tmp_path: Path) -> None:
     assert isinstance(events[0], CellStatus) and events[0].detail == "round 1/2: 1 s"
 
 
+def test_an_emulated_round_passes_on_the_runners_progress(tmp_path: Path) -> None:
+    """Counts move within a round: the runner's --progress lines (a shell script stands in for qemu-aarch64 and the
+    runner) become progress events as they appear; a lie (more than asked) and a count going back are ignored."""
+    from sme2tui.events import CellStatus
+    from sme2tui.run.emulated import run_qemu
+
+    script = tmp_path / "fake-qemu"
+    script.write_text("#!/bin/sh\n"
+                      "echo 'sme2_runner: progress measured=1/4'; sleep 0.3\n"
+                      "echo 'sme2_runner: progress measured=9/4'; sleep 0.3\n"
+                      "echo 'sme2_runner: progress measured=3/4'; sleep 0.3\n"
+                      "echo 'sme2_runner: progress measured=2/4'; sleep 0.3\n"
+                      "printf 'sme2_runner: progress measured=4/4\\nModel executed successfully\\n'\n")
+    script.chmod(0o755)
+    seen: list[int] = []
+
+    def progress(measured: int) -> CellStatus:
+        seen.append(measured)
+        return CellStatus("c", "running", "round 1/2", measured, 4)
+
+    rounds = run_qemu([str(script)], tmp_path, 0, None, None, 30.0, None, progress=progress)
+    events = []
+    try:
+        while True:
+            events.append(next(rounds))
+    except StopIteration as done:
+        code, _, _ = done.value
+    assert code == 0
+    assert seen[:2] == [1, 3] and seen == sorted(set(seen))
+    assert [e.iterations_done for e in events if isinstance(e, CellStatus)] == seen
+
+
+def test_an_emulated_cell_status_keeps_its_counts_between_beats() -> None:
+    from sme2tui.run.emulated import _RoundStatus
+
+    status = _RoundStatus("c", "round 2/2", done=4, total=8)
+    assert status.progress(3).iterations_done == 7  # type: ignore[attr-defined]
+    beat = status.beat(2.2)
+    assert beat.iterations_done == 7 and beat.detail == "round 2/2: 2 s"  # type: ignore[attr-defined]
+
+
 def test_a_dropped_round_kills_its_emulator(tmp_path: Path) -> None:
     """Closing the generator (a consumer that stops listening) must not leave qemu running."""
     from sme2tui.events import CellStatus

@@ -9,7 +9,7 @@ same process, never in a separate one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal
 
 RunnerFlavour = Literal["sme2_runner", "executor_runner"]
 
@@ -34,6 +34,30 @@ def last_progress(chunk: bytes) -> int | None:
             if done.isdigit() and total.strip().isdigit() and int(done) <= int(total):
                 count = int(done)
     return count
+
+
+PROGRESS_TAIL_BYTES = 4096  # an unfinished stdout line kept between polls; longer ones are no progress line
+
+
+class ProgressReader:
+    """Measured-execution counts from a runner's growing stdout file (sme2_runner --progress), for the host and
+    the emulated target alike: complete lines only (an unfinished last line waits for the next poll, bounded),
+    and a count never goes back, whatever a runner prints."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._unfinished = b""
+        self.measured = 0
+
+    def poll(self) -> bool:
+        """Read what the runner wrote since the last poll; True when it reported more measured executions."""
+        complete, _, unfinished = (self._unfinished + self._handle.read(1 << 16)).rpartition(b"\n")
+        self._unfinished = unfinished[-PROGRESS_TAIL_BYTES:]
+        count = last_progress(complete) if PROGRESS_PREFIX in complete else None
+        if count is not None and count > self.measured:
+            self.measured = count
+            return True
+        return False
 
 
 def split_rounds(iterations: int, rounds: int) -> list[int]:

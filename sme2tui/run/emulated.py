@@ -32,7 +32,7 @@ from sme2tui.errors import ConfigError, EnvironmentProblem, Interrupted
 from sme2tui.events import CellStatus, Checkpoint, Event, LogLine
 from sme2tui.fileio import UnreadableOutput, read_bounded, read_tail, write_json_atomic
 from sme2tui.run.cells import Cell, groups
-from sme2tui.run.commands import runner_argv, split_rounds
+from sme2tui.run.commands import ProgressReader, runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, utc_now
 from sme2tui.run.native import STDERR_TAIL_CHARS, RunnerLied, read_runner_timing
 from sme2tui.run.process_group import end_group
@@ -97,10 +97,12 @@ HEARTBEAT_S = 1.0
 
 def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] | None,
              cancel: threading.Event | None, timeout: float,
-             heartbeat: Callable[[float], Event] | None = None) -> Generator[Event, None,
-                                                                            tuple[int, float, LogStats | None]]:
+             heartbeat: Callable[[float], Event] | None = None, *,
+             progress: Callable[[int], Event] | None = None) -> Generator[Event, None,
+                                                                     tuple[int, float, LogStats | None]]:
     """Run one round, yielding `heartbeat(elapsed seconds)` about once a second; returns (exit code, seconds,
-    stats). With `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory).
+    stats). With `log_flags` QEMU's log streams through a pipe into a LogStats (bounded memory). With `progress`
+    (the runner was given --progress) it also yields `progress(measured executions)` whenever that count grows.
 
     QEMU runs in its own session: however the round ends (exit, timeout, cancel, Ctrl-C, a consumer that
     stops listening) its whole process group is killed, as on the host target, so nothing it started outlives
@@ -113,8 +115,9 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
     reader: threading.Thread | None = None
     stream: io.BufferedReader | None = None
     try:
-        with (cell_dir / f"stdout-r{index}.log").open("wb") as out, \
-                (cell_dir / f"stderr-r{index}.log").open("wb") as err:
+        stdout_path = cell_dir / f"stdout-r{index}.log"
+        with stdout_path.open("wb") as out, (cell_dir / f"stderr-r{index}.log").open("wb") as err, \
+                stdout_path.open("rb") as stdout_reader:
             try:
                 proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                         start_new_session=True, pass_fds=(write_fd,) if log_flags is not None else ())
@@ -130,6 +133,7 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
                 reader = threading.Thread(target=_pump, args=(stream, stats), daemon=True)
                 reader.start()
             beat = started
+            tail = ProgressReader(stdout_reader) if progress is not None else None
             try:
                 while proc.poll() is None:
                     if cancel is not None and cancel.is_set():
@@ -138,6 +142,8 @@ def run_qemu(argv: list[str], cell_dir: Path, index: int, log_flags: list[str] |
                     if now - started > timeout:
                         end_group(proc)
                         return -9, timeout, stats
+                    if progress is not None and tail is not None and tail.poll():
+                        yield progress(tail.measured)
                     if heartbeat is not None and now - beat >= HEARTBEAT_S:
                         beat = now
                         yield heartbeat(now - started)
@@ -162,11 +168,26 @@ def _read_maps(path: Path) -> str:
     return read_bounded(path, MAX_MAPS_BYTES, f"the runner's memory map {path.name}").decode("utf-8", "replace")
 
 
-def _heartbeat(cell_id: str, doing: str, done: int, total: int) -> Callable[[float], Event]:
-    def beat(elapsed: float) -> Event:
-        return CellStatus(cell_id, "running", f"{doing}: {elapsed:.0f} s", done, total, {"emulated": True})
+class _RoundStatus:
+    """What an emulated cell says while a round runs: which round, for how long, and the executions measured so
+    far (the runner's --progress lines), so counts move within a slow emulated round instead of at its end."""
 
-    return beat
+    def __init__(self, cell_id: str, doing: str, done: int, total: int) -> None:
+        self.cell_id, self.doing, self.done, self.total = cell_id, doing, done, total
+        self.measured = 0
+        self.detail = doing
+
+    def _status(self) -> Event:
+        return CellStatus(self.cell_id, "running", self.detail, self.done + self.measured, self.total,
+                          {"emulated": True})
+
+    def beat(self, elapsed: float) -> Event:
+        self.detail = f"{self.doing}: {elapsed:.0f} s"
+        return self._status()
+
+    def progress(self, measured: int) -> Event:
+        self.measured = measured
+        return self._status()
 
 
 def _ranges(evidence: dict[str, Any], mapper: AddressMapper, wheel_root: Path, binary: Path) -> list[tuple[int, int]]:
@@ -251,7 +272,7 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                     *runner_argv("sme2_runner", str(binary), pte=str(ptes[cell.id]), threads=cell.threads,
                                  warmup=config.warmup, iterations=count,
                                  etdump=str(etdump) if etdump else None, timing_json=str(timing),
-                                 inputs=inputs[cell.id])]
+                                 inputs=inputs[cell.id], progress=True)]
             log_flags: list[str] | None = None
             purpose = "measure"
             if index == 0:
@@ -267,12 +288,13 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                     log_flags = ["-d", "exec,nochain", "-dfilter", ",".join(f"{a:#x}..{b - 1:#x}" for a, b in ranges)]
                     purpose = f"evidence: execution counts of {len(ranges)} SME/SME2 kernel(s)"
             yield LogLine("run", f"{cell.id} round {index}: {purpose}", "debug", "run")
-            # Counts move when a round ends; until then the cell says which round runs, what for, and how long.
+            # The cell says which round runs, what for and how long; counts move as the runner reports them
+            # (--progress: the arm64 runner is always built from these sources, see find_arm64_runner).
             doing = f"round {index + 1}/{len(plan)}" + ("" if purpose == "measure" else f" ({purpose.split(':')[0]})")
             yield CellStatus(cell.id, "running", doing, done[cell.id], config.iterations, {"emulated": True})
-            code, seconds, stats = yield from run_qemu(
-                argv, cell_dir, index, log_flags, cancel, target.timeout_s,
-                _heartbeat(cell.id, doing, done[cell.id], config.iterations))
+            status = _RoundStatus(cell.id, doing, done[cell.id], config.iterations)
+            code, seconds, stats = yield from run_qemu(argv, cell_dir, index, log_flags, cancel, target.timeout_s,
+                                                       status.beat, progress=status.progress)
             # The runner's (and QEMU's) output is read bounded: only the stderr tail, a checked timing file,
             # a memory map of sane size; whatever is wrong with it fails this cell with what and where.
             stderr = read_tail(cell_dir / f"stderr-r{index}.log", STDERR_TAIL_CHARS).strip()

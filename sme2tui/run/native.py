@@ -27,7 +27,7 @@ from sme2tui.errors import Interrupted
 from sme2tui.events import CellStatus, Event, LogLine
 from sme2tui.fileio import read_tail, write_text_atomic
 from sme2tui.run.cells import Cell
-from sme2tui.run.commands import PROGRESS_PREFIX, flavour_of, last_progress, runner_argv, split_rounds
+from sme2tui.run.commands import ProgressReader, flavour_of, runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, resume_hint, utc_now
 from sme2tui.run.process_group import kill_group
 from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
@@ -96,7 +96,6 @@ PEAK_RSS_SOURCE = ("host: the runner process's VmHWM, sampled while it runs (a l
 
 # How often a running round reports that it is alive (an upstream runner says nothing until it exits).
 HEARTBEAT_S = 1.0
-PROGRESS_TAIL_BYTES = 4096  # an unfinished stdout line kept between polls; longer ones are no progress line
 
 _PROGRESS_SUPPORT: dict[tuple[str, int, int], bool] = {}
 
@@ -131,7 +130,6 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
     beat = started
     peak: int | None = None
     measured = 0
-    unfinished = b""
     stdout_path = cell_dir / f"stdout-r{round_index}.log"
     with stdout_path.open("wb") as out, (cell_dir / f"stderr-r{round_index}.log").open("wb") as err, \
             stdout_path.open("rb") as reader:
@@ -142,6 +140,7 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             err.write(f"sme2tui: cannot start {argv[0]}: {reason}\n".encode())
             return 127, 0.0, False, None
+        tail = ProgressReader(reader) if progress else None
         try:
             linux = sys.platform.startswith("linux")
             name = Path(argv[0]).name
@@ -159,15 +158,9 @@ def _run_round(argv: list[str], cell_dir: Path, round_index: int, cpus: list[int
                 if now - started > timeout:
                     kill_group(proc)
                     return proc.wait(), time.monotonic() - started, True, None
-                if progress:
-                    # Complete lines only: an unfinished last line waits for the next poll (bounded, and a
-                    # count never goes back, whatever a runner prints).
-                    complete, _, unfinished = (unfinished + reader.read(1 << 16)).rpartition(b"\n")
-                    unfinished = unfinished[-PROGRESS_TAIL_BYTES:]
-                    count = last_progress(complete) if PROGRESS_PREFIX in complete else None
-                    if count is not None and count > measured:
-                        measured, beat = count, now
-                        yield heartbeat(now - started, measured)
+                if tail is not None and tail.poll():
+                    measured, beat = tail.measured, now
+                    yield heartbeat(now - started, measured)
                 if now - beat >= HEARTBEAT_S:
                     beat = now
                     yield heartbeat(now - started, measured)
