@@ -15,6 +15,7 @@ from screens.base import StepScreen
 from screens.guide import WHY
 from screens.widgets.chart import Chart, Draw
 from sme2tui.events import Checkpoint
+from sme2tui.report.markdown import noise_note
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,6 +74,9 @@ def headline_text(run: LoadedRun, pair_index: int, show_reference: bool = False)
         text.append(f" (95% CI {s['ci_low']:.3g}–{s['ci_high']:.3g}; medians "
                     f"{pair['baseline_median_ms']:.3f} → {pair['candidate_median_ms']:.3f} ms, "
                     f"{s['baseline_n']}/{s['candidate_n']} iterations)")
+        noise = noise_note(pair, summary.get("cells"))
+        if noise:
+            text.append(f" — {noise}", style="bold yellow")
         if len(pairs) > 1:
             text.append(f"  [pair {pair_index % len(pairs) + 1}/{len(pairs)}, v: next]", style="dim")
         if pair.get("bottleneck_note"):

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual.widgets import Input, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from screens.run import RunScreen
 from screens.services import ReplayServices, read_events
@@ -184,11 +184,14 @@ def test_run_interrupted(snap_compare: SnapCompare, tmp_path: Path, monkeypatch:
         # `settle` saw three idle polls, and the snapshot would catch the screen before the interruption.
         screen = pilot.app.screen
         assert isinstance(screen, RunScreen)
+        table = screen.query_one("#cells", DataTable)
         for _ in range(600):
-            if screen.stage == "interrupted" and not screen.busy:
+            # The interruption and the cell rows arrive through the event queue separately: wait for both.
+            if screen.stage == "interrupted" and not screen.busy and table.row_count > 0:
                 break
             await pilot.pause(0.05)
         assert screen.stage == "interrupted", f"the run never ended interrupted (stage {screen.stage!r})"
+        assert table.row_count > 0, "the interrupted run shows no cells"
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -24,7 +24,7 @@ def human_summary(summary: dict[str, Any], run_dir: str, report_path: str) -> st
     for pair in (summary.get("emulated") or {}).get("pairs", []):
         lines.append("  " + emulated_line(pair))
     for pair in summary["pairs"]:
-        lines.append("  " + headline(pair, comparison).replace("**", ""))
+        lines.append("  " + headline(pair, comparison, summary.get("cells")).replace("**", ""))
         if pair.get("bottleneck_note"):
             lines.append(f"  where the time goes: {pair['bottleneck_note']}")
     if not summary["pairs"] and not summary.get("emulated"):

@@ -18,13 +18,29 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def headline(pair: dict[str, Any], comparison: dict[str, Any]) -> str:
+def noise_note(pair: dict[str, Any], cells: dict[str, Any] | None) -> str:
+    """'xnnpack very noisy (CV 116%)' for the sides of a pair whose CV is over the warning limits ('' if none):
+    the headline itself says so, not only the warnings list (a tight interval can sit on noisy iterations)."""
+    from sme2tui.analysis.stats import CV_NOISY, CV_WARN
+
+    notes = []
+    for side in ("baseline", "candidate"):
+        cell = (cells or {}).get(str(pair.get(f"{side}_cell")), {})
+        cv = (cell.get("latency") or {}).get("cv") if isinstance(cell, dict) else None
+        if isinstance(cv, (int, float)) and cv > CV_WARN:
+            notes.append(f"{pair[side]} {'very noisy' if cv > CV_NOISY else 'noisy'} (CV {cv:.0%})")
+    return ", ".join(notes)
+
+
+def headline(pair: dict[str, Any], comparison: dict[str, Any], cells: dict[str, Any] | None = None) -> str:
     s = pair["speedup"]
+    noise = noise_note(pair, cells)
     verdict = {"faster": "faster than", "slower": "slower than", "inconclusive": "not measurably different from"}
     return (f"**{pair['model']} {pair['dtype']}, {pair['threads']} thread(s): {pair['candidate']} is "
             f"{s['value']:.2f}× {verdict[s['verdict']]} {pair['baseline']}** "
             f"(95% CI {s['ci_low']:.2f}–{s['ci_high']:.2f}; medians {pair['baseline_median_ms']:.3f} → "
-            f"{pair['candidate_median_ms']:.3f} ms over {s['baseline_n']}/{s['candidate_n']} measured iterations)")
+            f"{pair['candidate_median_ms']:.3f} ms over {s['baseline_n']}/{s['candidate_n']} measured iterations)"
+            + (f" — {noise}" if noise else ""))
 
 
 def emulated_line(pair: dict[str, Any]) -> str:
@@ -178,7 +194,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any]) -> str:
     if summary.get("emulated"):
         lines += [f"- {emulated_line(p)}" for p in summary["emulated"]["pairs"]] or ["No complete emulated pair."]
     elif summary["pairs"]:
-        lines += [f"- {headline(p, comparison)}" for p in summary["pairs"]]
+        lines += [f"- {headline(p, comparison, summary.get('cells'))}" for p in summary["pairs"]]
     else:
         lines.append("No complete pair was measured (see the cell table).")
     if summary["pairs"] and not comparison.get("is_sme2"):
