@@ -14,6 +14,7 @@ from screens import charts, evidence
 from screens.base import StepScreen
 from screens.guide import WHY
 from screens.widgets.chart import Chart, Draw
+from screens.widgets.table import Table
 from sme2tui.events import Checkpoint
 from sme2tui.report.markdown import noise_note
 
@@ -126,16 +127,16 @@ class AnalyzeScreen(StepScreen):
             with TabPane("Latency", id="tab-latency"), Horizontal(classes="chartrow"):
                 yield Chart(id="plot-latency")
                 with Vertical(classes="tables"):
-                    yield DataTable(id="table-latency", cursor_type="row")
-                    yield DataTable(id="table-peers", cursor_type="row")
+                    yield Table(id="table-latency", cursor_type="row")
+                    yield Table(id="table-peers", cursor_type="row")
                     # The published figures sit beside the measured ones, in their own labelled table.
-                    yield DataTable(id="table-reflatency", cursor_type="row", classes="reference")
+                    yield Table(id="table-reflatency", cursor_type="row", classes="reference")
             with TabPane("Where time goes", id="tab-categories"), Horizontal(classes="chartrow"):
                 yield Chart(id="plot-categories")
-                yield DataTable(id="table-categories", cursor_type="row")
+                yield Table(id="table-categories", cursor_type="row")
             with TabPane("Top operators", id="tab-operators"), Horizontal(classes="chartrow"):
                 yield Chart(id="plot-operators")
-                yield DataTable(id="table-operators", cursor_type="row")
+                yield Table(id="table-operators", cursor_type="row")
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -15,6 +15,7 @@ from screens.confirm import ask
 from screens.guide import WHY
 from screens.widgets.footer import StepFooter
 from screens.widgets.stepbar import StepBar
+from screens.widgets.table import Table
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,7 +65,7 @@ class HistoryScreen(Screen[None]):
         yield StepBar("history", id="stepbar")
         yield Static(WHY["history"], id="why")
         with Vertical(id="history-body"):
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Table(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="command")
         yield StepFooter(compact=True)
 

@@ -33,6 +33,7 @@ from screens.configedit import (
 )
 from screens.save import SaveScreen
 from screens.widgets.picklist import PickList
+from screens.widgets.table import Table
 from sme2tui.errors import ConfigError
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, Progress, StepFinished
 
@@ -81,7 +82,7 @@ class ModelScreen(StepScreen):
             yield Input(placeholder="add yours: module:function or file.pte ⏎", id="factory", select_on_focus=False)
             yield Input(type="integer", id="warmup", tooltip="warmup iterations (dropped)")
             yield Input(type="integer", id="iterations", tooltip="measured iterations")
-        yield DataTable(id="exports", cursor_type="row", zebra_stripes=True)
+        yield Table(id="exports", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         super().on_mount()

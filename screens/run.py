@@ -14,6 +14,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from screens.base import JobDone, StepScreen, error_parts
 from screens.configedit import model_id, target_kind
 from screens.evidence import TIMING_CHECKS
+from screens.widgets.table import Table
 from sme2tui.errors import ConfigError
 from sme2tui.events import CellStatus, Checkpoint, Event, StepStarted
 from sme2tui.run.folder import RunFolder
@@ -54,7 +55,7 @@ class RunScreen(StepScreen):
         bar = ProgressBar(total=1, show_eta=False, id="overall")
         bar.display = False
         yield bar
-        yield DataTable(id="cells", cursor_type="row", zebra_stripes=True)
+        yield Table(id="cells", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         super().on_mount()
