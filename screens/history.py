@@ -73,10 +73,11 @@ class HistoryScreen(Screen[None]):
         table = self.query_one("#runs", DataTable)
         table.add_column("run", key="run")
         table.add_column("status", key="status")
+        # Short columns first: at 80-120 columns the long lists (models, variants) are the ones cut.
+        table.add_column("target", key="target")
         table.add_column("speedup (95% CI)", key="speedup")
         table.add_column("models", key="models")
         table.add_column("variants", key="variants")
-        table.add_column("target", key="target")
         table.border_title = f"runs in {self.wizard.state.output_root}"
         self.action_reload()
 
@@ -89,8 +90,8 @@ class HistoryScreen(Screen[None]):
         self.entries = self.wizard.services.list_runs(self.wizard.state.output_root)
         table.clear()
         for entry in self.entries:
-            table.add_row(entry.name, Text(entry.status, style=STATUS_STYLE.get(entry.status, "")),
-                          entry.headline, ", ".join(entry.models), " vs ".join(entry.variants), entry.target,
+            table.add_row(entry.name, Text(entry.status, style=STATUS_STYLE.get(entry.status, "")), entry.target,
+                          entry.headline, ", ".join(entry.models), " vs ".join(entry.variants),
                           key=str(entry.path))
         if not self.entries:
             self.query_one("#command", Static).update(Text(

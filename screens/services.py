@@ -391,24 +391,45 @@ def _size(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def headline(pairs: list[dict[str, Any]]) -> str:
-    """The first pair's speedup as one short phrase: "82.7× (65.9–104)"."""
+def headline(pairs: list[dict[str, Any]], cells: dict[str, Any] | None = None) -> str:
+    """The first pair's speedup as one short phrase: "82.7× (65.9–104)", with "noisy"/"very noisy" when a side's
+    CV is over the warning limits and "inconclusive" when the interval says no difference: a list of runs
+    must not make a shaky number look as solid as the others."""
+    from sme2tui.analysis.stats import CV_NOISY, CV_WARN
+
     if not pairs:
         return "—"
-    s = pairs[0].get("speedup") or {}
+    pair = pairs[0]
+    s = pair.get("speedup") or {}
     value = s.get("value")
-    if value is None:
+    if not isinstance(value, (int, float)):
         return "—"
-    return f"{value:.2f}× ({s.get('ci_low', 0):.3g}–{s.get('ci_high', 0):.3g})"
+    text = f"{value:.2f}× ({s.get('ci_low', 0):.3g}–{s.get('ci_high', 0):.3g})"
+    if s.get("verdict") == "inconclusive":
+        text += " inconclusive"
+    cvs = [_cv((cells or {}).get(str(pair.get(f"{side}_cell")))) for side in ("baseline", "candidate")]
+    worst = max((cv for cv in cvs if isinstance(cv, (int, float))), default=0.0)
+    if worst > CV_WARN:
+        text += " very noisy" if worst > CV_NOISY else " noisy"
+    return text
+
+
+def _cv(cell: object) -> object:
+    latency = cell.get("latency") if isinstance(cell, dict) else None
+    return latency.get("cv") if isinstance(latency, dict) else None
 
 
 def _run_entry(path: Path, manifest: dict[str, Any], config: dict[str, Any]) -> RunEntry:
     pairs: list[dict[str, Any]] = []
+    cells: dict[str, Any] = {}
     summary_path = path / "analysis" / "summary.json"
     if summary_path.is_file():
         try:
-            pairs = json.loads(summary_path.read_text()).get("pairs", [])
-        except (OSError, json.JSONDecodeError):
+            summary = json.loads(summary_path.read_text())
+            pairs, cells = summary.get("pairs", []), summary.get("cells", {})
+        except (OSError, json.JSONDecodeError, AttributeError):  # a damaged summary: listed without a figure
+            pairs, cells = [], {}
+        if not isinstance(pairs, list) or not all(isinstance(p, dict) for p in pairs):
             pairs = []
     from screens.configedit import model_id
 
@@ -416,7 +437,7 @@ def _run_entry(path: Path, manifest: dict[str, Any], config: dict[str, Any]) -> 
     comparison = (manifest.get("comparison") or {}).get("label", "")
     target = str(manifest.get("target", "?"))
     # An emulated run has no speedup to list, by design: say what it holds instead of a bare dash.
-    shown = "evidence (emulated)" if target == "emulated" else headline(pairs)
+    shown = "evidence (emulated)" if target == "emulated" else headline(pairs, cells if isinstance(cells, dict) else {})
     return RunEntry(path=path, name=path.name, status=str(manifest.get("status", "?")), models=models,
                     target=target, variants=[str(v.get("name")) for v in config.get("variants", [])],
                     headline=shown, comparison=comparison, created=str(manifest.get("created_utc", "")))

@@ -12,9 +12,10 @@ PY
 extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 stamp=".venv/.sme2tui-installed$extra"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch and executorch are pinned in pyproject.toml (torch==2.13.0, executorch==1.5.1).
-  .venv/bin/python -m pip install --quiet -e ".$extra"
+  # The UI libraries at the versions the snapshots were drawn with (scripts/constraints.txt says why).
+  .venv/bin/python -m pip install --quiet -c scripts/constraints.txt -e ".$extra"
   touch "$stamp"
 fi

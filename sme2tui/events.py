@@ -43,9 +43,12 @@ class Checkpoint:
     subject: str = ""  # which cell/model/tool this is about
 
 
-def warning_text(name: str, detail: str) -> str:
+def warning_text(name: str, detail: str, subject: str = "") -> str:
     """How a warn checkpoint reads in a run's `warnings` list. One spelling for the manifest (which records
-    every warn checkpoint) and the analysis (which adds its own): a warning is listed once, not twice."""
+    every warn checkpoint) and the analysis (which adds its own): a warning is listed once, not twice.
+    The subject (a cell, a program) is named once: a list of warnings has no checkpoint rows to say whose."""
+    if subject and not detail.startswith(f"{subject}: "):
+        return f"{name}: {subject}: {detail}"
     return f"{name}: {detail}"
 
 

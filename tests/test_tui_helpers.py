@@ -233,6 +233,25 @@ def test_headline_uses_the_first_pair_with_its_interval() -> None:
     assert headline([]) == "—"
 
 
+def test_headline_says_noisy_and_inconclusive() -> None:
+    """History lists many runs side by side: a shaky figure must say so there too, not only in its report."""
+    summary = _summary()
+    pair = dict(summary["pairs"][0])
+    cells = json.loads(json.dumps(summary["cells"]))
+    cells[pair["baseline_cell"]]["latency"]["cv"] = 0.02
+    cells[pair["candidate_cell"]]["latency"]["cv"] = 0.02
+    assert headline([pair], cells).endswith(")")
+    cells[pair["candidate_cell"]]["latency"]["cv"] = 0.07
+    assert headline([pair], cells).endswith(") noisy")
+    cells[pair["baseline_cell"]]["latency"]["cv"] = 0.5
+    assert headline([pair], cells).endswith(") very noisy")
+    pair["speedup"] = {**pair["speedup"], "verdict": "inconclusive"}
+    assert headline([pair], cells).endswith(") inconclusive very noisy")
+    cells[pair["baseline_cell"]] = {"latency": None}  # a damaged summary: the figure, without a marker
+    cells[pair["candidate_cell"]] = "?"
+    assert headline([pair], cells).endswith(") inconclusive")
+
+
 def test_repeated_operator_names_get_their_instruction() -> None:
     """XNNPACK numbers operators per delegate: a transformer has a `FC GEMM #1` in every graph."""
     ops = [{"name": "Fully Connected (NC, F32) GEMM #1", "instruction_id": i, "category": "GEMM",

@@ -30,6 +30,21 @@ def test_a_repeated_warn_checkpoint_is_recorded_once(tmp_path: Path) -> None:
     assert len(folder.manifest["checkpoints"]) == 2  # the checkpoints themselves are a log: both kept
 
 
+def test_a_cell_warning_names_its_cell_once(tmp_path: Path) -> None:
+    """The checkpoint row names the cell (its subject) and says what is wrong; the run's warnings list, which
+    has no rows, says whose: `name: cell: detail` — never the cell twice, never no cell."""
+    config = parse_config(json.loads((REPO / "sme2tui" / "data" / "quickstart.json").read_text()))
+    folder = RunFolder.create(config, output_root=tmp_path, config_source=None)
+    folder.add_checkpoint({"step": "analyze", "name": "measurement quality", "status": "warn",
+                           "detail": "noisy (CV 9%)", "subject": "m__fp32__xnnpack__t1"})
+    folder.add_checkpoint({"step": "analyze", "name": "operator time resolution", "status": "warn",
+                           "detail": "m__fp32__portable__t1: 3 operators under 1 µs",
+                           "subject": "m__fp32__portable__t1"})
+    assert folder.manifest["warnings"] == [
+        "measurement quality: m__fp32__xnnpack__t1: noisy (CV 9%)",
+        "operator time resolution: m__fp32__portable__t1: 3 operators under 1 µs"]
+
+
 def test_reanalysis_of_the_reference_run_lists_each_warning_once(tmp_path: Path) -> None:
     # The committed reference run's manifest (written before the fix) holds every noise warning twice.
     run = tmp_path / "reference"

@@ -181,7 +181,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
         cells[cell.id] = analysis
         for warning in analysis.warnings if config.target.kind != "emulated" else []:
             new_warnings.append(warning_text("measurement quality", warning))  # as the manifest records it
-            yield Checkpoint("analyze", "measurement quality", "warn", warning,
+            # The row already names the cell (its subject): the detail says only what is wrong with it.
+            yield Checkpoint("analyze", "measurement quality", "warn", warning.removeprefix(f"{cell.id}: "),
                              "close other programs, pin cores (target.cpu_affinity), add iterations",
                              subject=cell.id)
         if analysis.categories_ms:

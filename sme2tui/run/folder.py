@@ -322,7 +322,8 @@ class RunFolder:
     def add_checkpoint(self, record: dict[str, Any]) -> None:
         with self._lock:
             self.manifest["checkpoints"].append(record)
-            text = warning_text(str(record.get("name")), str(record.get("detail")))
+            text = warning_text(str(record.get("name")), str(record.get("detail")),
+                                str(record.get("subject") or ""))
             if record.get("status") == "warn" and text not in self.manifest["warnings"]:
                 self.manifest["warnings"].append(text)  # a resumed run repeats its checks: listed once
 
