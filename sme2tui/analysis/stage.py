@@ -287,7 +287,8 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
     reference = load_reference_summary()
     if reference is not None and reference.get("run") != summary["run"]:
         yield from compare_shape(summary, reference)
-    yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cells analyzed, {len(pairs)} pairs",
+    yield StepFinished("analyze", ok=not failed, summary=f"{len(cells)} cell{'s' if len(cells) != 1 else ''} analyzed, "
+                                                               f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''}",
                        data={"summary": summary})
 
 

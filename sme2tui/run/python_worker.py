@@ -95,7 +95,8 @@ def main(job_path: str) -> int:
     warmup, iterations = int(job["warmup"]), int(job["iterations"])
     timings: dict[str, dict[str, list[int]]] = {c["cell_id"]: {"warmup_ns": [], "iterations_ns": []}
                                                 for c, *_ in loaded}
-    emit(LogLine("run", f"warmup: {warmup} x {len(loaded)} cells, interleaved", "info", "python-runtime"))
+    cells = f"{len(loaded)} cell{'s' if len(loaded) != 1 else ''}"
+    emit(LogLine("run", f"warmup: {warmup} x {cells}, interleaved", "info", "python-runtime"))
     reported = time.monotonic()
     for index in range(warmup + iterations):
         order = loaded if index % 2 == 0 else list(reversed(loaded))
