@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A harness that starts the suite in the background (`cmd &` in a script) hands it SIGINT ignored, and an ignored
+# signal stays ignored across exec: every sme2tui the Ctrl-C tests start would shrug the signal off (they failed
+# that way). A handler, unlike SIG_IGN, is reset to the default on exec, so the children get Ctrl-C back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 
