@@ -628,6 +628,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             summaries.append(kit.summary)
             continue
         summaries.append(read_summary(run_dir, role=role))
+    for run_dir, summary in zip((args.run_a, args.run_b), summaries, strict=True):
+        if summary.get("target") == "emulated":
+            # Emulated time is QEMU's, not the hardware's: a ratio of two emulated runs is not a speedup.
+            raise ConfigError(f"{run_dir} ran on the emulated target: its times are QEMU's, so no speed comparison "
+                              "is made from them", where=str(run_dir),
+                              fix=f"read its SME2 evidence instead: sme2tui report {run_dir}")
     result = compare_runs(summaries[0], summaries[1])
     print(render_comparison(result), file=sys.stderr)
     if args.sub_json:

@@ -262,10 +262,42 @@ SUMMARY_CASES: dict[str, Mutation] = {
     "summary pairs without candidate": _rewrite("analysis/summary.json", _drop("pairs", "0", "candidate")),
     "summary operators is a string": _rewrite("analysis/summary.json",
                                               lambda d: _set("x", "cells", _first_cell(d), "operators")(d)),
+    "summary pair speedup negative": _rewrite("analysis/summary.json", _set(-3.0, "pairs", "0", "speedup", "value")),
+    "summary pair speedup not its medians' ratio": _rewrite(
+        "analysis/summary.json", lambda d: _set(d["pairs"][0]["speedup"]["ci_low"], "pairs", "0", "speedup",
+                                                "value")(d)),
+    "summary pair speedup outside its interval": _rewrite(
+        "analysis/summary.json", lambda d: _set(d["pairs"][0]["speedup"]["value"] * 2, "pairs", "0", "speedup",
+                                                "ci_low")(d)),
+    "summary pair of a missing cell": _rewrite("analysis/summary.json", _set("gone", "pairs", "0", "candidate_cell")),
     "analysis is a file": _to_file("analysis"),
     "analysis missing": _delete("analysis"),
 }
 CELL = "cells/mobilenet_quick__fp32__xnnpack__t1"
+PORTABLE = "cells/mobilenet_quick__fp32__portable__t1"
+
+
+def _etdumps_from(run: Path, source: str, target: str, how: str) -> None:
+    for dump in sorted((run / source).glob("etdump-r*.etdp")):
+        into = run / target / dump.name
+        into.unlink()
+        if how == "copy":
+            shutil.copyfile(dump, into)
+        elif how == "link":
+            os.link(dump, into)
+        else:
+            into.symlink_to(dump)
+
+
+def _swap_etdumps(run: Path) -> None:
+    for dump in sorted((run / PORTABLE).glob("etdump-r*.etdp")):
+        other = run / CELL / dump.name
+        held = dump.with_suffix(".held")
+        dump.rename(held)
+        other.rename(dump)
+        held.rename(other)
+
+
 CELL_CASES: dict[str, Mutation] = {
     "cells/ missing": _delete("cells"),
     "cells is a file": _to_file("cells"),
@@ -281,6 +313,20 @@ CELL_CASES: dict[str, Mutation] = {
     f"{CELL}/timing.json is /dev/zero": _symlink(f"{CELL}/timing.json", "/dev/zero"),
     f"{CELL}/etdump-r1.etdp is a folder": _to_folder(f"{CELL}/etdump-r1.etdp"),
     f"{CELL}/etdump-r1.etdp truncated": _bytes(f"{CELL}/etdump-r1.etdp", lambda b: b[:100]),
+    # Plausible files that are not this cell's measurement: refused, never a confident speedup.
+    f"{CELL} ETDumps copied from the portable cell": lambda run: _etdumps_from(run, PORTABLE, CELL, "copy"),
+    f"{CELL} ETDumps hard-linked to the portable cell's": lambda run: _etdumps_from(run, PORTABLE, CELL, "link"),
+    f"{CELL} ETDumps symlinked to the portable cell's": lambda run: _etdumps_from(run, PORTABLE, CELL, "symlink"),
+    "the two cells' ETDumps swapped": _swap_etdumps,
+    f"{CELL}/timing.json round listed twice": _rewrite(f"{CELL}/timing.json",
+                                                      lambda d: d["rounds"].append(dict(d["rounds"][0])) or d),
+    f"{CELL}/timing.json round warmup changed": _rewrite(f"{CELL}/timing.json", _set(9, "rounds", "0", "warmup")),
+    f"{CELL}/timing.json round iterations changed": _rewrite(f"{CELL}/timing.json",
+                                                             lambda d: _set(d["rounds"][1]["iterations"] + 5,
+                                                                            "rounds", "1", "iterations")(d)),
+    f"{CELL}/timing.json wall times all zero": _rewrite(f"{CELL}/timing.json",
+                                                        lambda d: _set([0] * len(d["iterations_ns"]),
+                                                                       "iterations_ns")(d)),
 }
 
 
@@ -503,6 +549,9 @@ payload = {{
     "nan": "NAN", "fewer": {{"warmup_ns": [1000] * w, "measured_ns": [2000] * (n - 1)}},
     "more": {{"warmup_ns": [1000] * w, "measured_ns": [2000] * (n + 3)}},
     "bools": {{"warmup_ns": [True] * w, "measured_ns": [True] * n}},
+    "huge-int": {{"warmup_ns": [1000] * w, "measured_ns": [10 ** 400] * n}},
+    "overclaim": {{"warmup_ns": [1000] * w, "measured_ns": [10 ** 15] * n}},
+    "zero": {{"warmup_ns": [0] * w, "measured_ns": [0] * n}},
 }}.get(MODE, good)
 
 def write_timing(data):
@@ -575,7 +624,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["garbage", "empty-list", "null", "text-times", "negative", "nan", "fewer", "more",
-                                  "bools"])
+                                  "bools", "huge-int", "overclaim"])
 def test_a_runner_that_lies_in_its_timing_fails_the_cell(mode: str, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     runner, _state = fake_runner(tmp_path, mode)
@@ -891,3 +940,28 @@ def test_step_scripts_find_sme2tui_without_an_active_venv(tmp_path: Path) -> Non
     done = subprocess.run(["bash", str(checkout / "scripts" / "05_analyze.sh"), "runs/x"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "sme2tui analyze runs/x", done.stderr
+
+
+@pytest.mark.parametrize("field,value", [("variant", "portable"), ("threads", 8), ("model", "other"),
+                                         ("dtype", "int8")])
+def test_a_manifest_cannot_relabel_a_cell(field: str, value: Any, run_copy: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """What a cell is comes from the run's (hash-checked) config: an edited manifest copy of it changes no label,
+    so the xnnpack cell is never reported as a second "portable" or as an 8-thread cell."""
+    _rewrite("manifest.json", lambda d: _set(value, "cells", CELL.removeprefix("cells/"), field)(d))(run_copy)
+    code, output = cli(capsys, "analyze", run_copy)
+    assert_clean(code, output, {0})
+    summary = json.loads((run_copy / "analysis" / "summary.json").read_text())
+    cell = summary["cells"][CELL.removeprefix("cells/")]
+    assert (cell["model"], cell["dtype"], cell["variant"], cell["threads"]) == ("mobilenet_quick", "fp32", "xnnpack",
+                                                                               1)
+    (pair,) = summary["pairs"]
+    assert (pair["baseline"], pair["candidate"], pair["threads"]) == ("portable", "xnnpack", 1)
+
+
+def test_compare_makes_no_speedup_of_emulated_time(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _rewrite("analysis/summary.json", _set("emulated", "target"))(run_copy)
+    for argv in (["compare", run_copy, REFERENCE], ["compare", REFERENCE, run_copy]):
+        code, output = cli(capsys, *argv)
+        assert_clean(code, output, {int(ExitCode.CONFIG)})
+        assert "emulated target" in output and "×" not in output

@@ -19,6 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from sme2tui.analysis.aggregate import sample_traces
 from sme2tui.analysis.categorize import ALL_BUCKETS, OVERHEAD, Categorizer, kernel_info
+from sme2tui.analysis.plausibility import (
+    check_against_wall,
+    check_iteration_count,
+    check_latencies,
+    check_operators_fit,
+)
 from sme2tui.analysis.stats import Summary, first_iteration_outlier, noise_warnings, summarize
 from sme2tui.analysis.timing_file import read_timing
 from sme2tui.errors import AnalysisError
@@ -76,14 +82,6 @@ class CellAnalysis:
         return data
 
 
-def _check_iterations(count: int, warmup: int, expected: int | None, label: str, warnings: list[str]) -> None:
-    if expected is not None and count != warmup + expected:
-        warnings.append(f"{label}: found {count} iterations, expected {warmup} warmup + {expected}")
-    if count <= warmup:
-        raise AnalysisError(f"{label}: only {count} iterations recorded, all warmup",
-                            fix="run more iterations (config `iterations`)")
-
-
 def analyze_trace(trace: EtdumpTrace, warmup: int, expected: int | None, categorizer: Categorizer,
                   label: str) -> tuple[list[float], dict[str, float], list[OperatorRow], list[str], list[str]]:
     """(latencies ms, category medians incl. OVERHEAD, operator rows, unknown names, warnings)."""
@@ -96,11 +94,15 @@ def analyze_traces(parts: list[tuple[EtdumpTrace, int, int | None]], categorizer
     then the measured iterations are pooled in round order."""
     warnings: list[str] = []
     for trace, warmup, expected in parts:
-        _check_iterations(trace.iteration_count, warmup, expected, f"{label} ({trace.path.name})", warnings)
+        check_iteration_count(trace.iteration_count, warmup, expected, f"{label} ({trace.path.name})",
+                              str(trace.path))
+    where = str(parts[0][0].path) if len(parts) == 1 else str(parts[0][0].path.parent)
     sample = sample_traces([(trace, warmup) for trace, warmup, _ in parts], categorizer)
     totals = sample.totals_ms
+    check_latencies(totals, label, where)
     median_total = statistics.median(totals)
     categories = {c: statistics.median(v) for c, v in sample.category_ms.items()}
+    check_operators_fit(sum(categories.values()), median_total, label, where)
     categories[OVERHEAD] = median_total - sum(categories.values())
     if categories[OVERHEAD] < -0.01 * median_total:
         warnings.append(f"{label}: operator times exceed the end-to-end time by "
@@ -132,12 +134,20 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
     base = {"cell_id": cell_id, "model": cell["model"], "dtype": cell["dtype"], "variant": cell["variant"],
             "threads": int(cell["threads"]), "warmup_dropped": warmup}
     round_dumps = [(cell_dir / r["etdump"], int(r["warmup"]), int(r["iterations"])) for r in rounds if r.get("etdump")]
+    if round_dumps and iterations is not None and sum(n for _, _, n in round_dumps) != iterations:
+        raise AnalysisError(f"{cell_id}: its rounds add up to {sum(n for _, _, n in round_dumps)} iterations, but the "
+                            f"run measured {iterations}: timing.json was edited or is another run's",
+                            where=str(timing_path), fix="re-run the cell: `sme2tui --auto --resume RUN_DIR` "
+                            "(delete its cells/<id>/ folder first)")
     # lexists: an ETDump that is a FIFO, a device or a dangling link is refused by the reader, not skipped.
     if round_dumps or os.path.lexists(etdump_path):
         parts: list[tuple[EtdumpTrace, int, int | None]] = (
             [(read_etdump(path), w, n) for path, w, n in round_dumps] if round_dumps
             else [(read_etdump(etdump_path), warmup, iterations)])
         totals, categories, rows, unknown, trace_warnings = analyze_traces(parts, categorizer, cell_id)
+        if wall is not None:
+            check_against_wall(statistics.median(totals), wall.median, cell_id,
+                               str(etdump_path if not round_dumps else cell_dir))
         warnings += trace_warnings
         analysis = CellAnalysis(**base, source="etdump", latency=summarize(totals), latencies_ms=totals, wall=wall,
                                 categories_ms=categories, operators=rows, unknown_names=unknown,
@@ -145,6 +155,7 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
                                 sub_resolution_ops=sum(1 for r in rows if r.delegated and r.median_ms < RESOLUTION_MS))
     elif wall is not None:
         values = [v / NS_PER_MS for v in timing["iterations_ns"]]
+        check_latencies(values, cell_id, str(timing_path))
         analysis = CellAnalysis(**base, source="timing", latency=wall, latencies_ms=values, wall=wall,
                                 categories_ms={})
     else:

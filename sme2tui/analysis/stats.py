@@ -11,6 +11,11 @@ from typing import Any, Literal
 CV_WARN = 0.05
 CV_NOISY = 0.10
 BOOTSTRAP_RESAMPLES = 2000
+# Above this many iterations (both sides) the bootstrap runs in numpy: the pure-Python loop costs about 140 µs
+# per iteration (100k iterations: minutes per pair). Below it, the Python loop keeps published intervals as
+# they were computed. Both are seeded, so an analysis always gives the same interval.
+LARGE_SAMPLE = 4000
+BOOTSTRAP_CHUNK_VALUES = 4_000_000  # resampled values held at once (32 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -85,17 +90,37 @@ def speedup(baseline: list[float], candidate: list[float], *, seed: int = 0,
             resamples: int = BOOTSTRAP_RESAMPLES) -> Speedup:
     """Seeded so the same data always gives the same interval (reports and snapshots are reproducible)."""
     point = statistics.median(baseline) / statistics.median(candidate)
-    rng = random.Random(seed)
-    ratios = []
     nb, nc = len(baseline), len(candidate)
-    for _ in range(resamples):
-        b = statistics.median(rng.choices(baseline, k=nb))
-        c = statistics.median(rng.choices(candidate, k=nc))
-        ratios.append(b / c if c > 0 else math.inf)
+    if nb + nc > LARGE_SAMPLE:
+        ratios = _bootstrap_ratios_numpy(baseline, candidate, seed, resamples)
+    else:
+        rng = random.Random(seed)
+        ratios = []
+        for _ in range(resamples):
+            b = statistics.median(rng.choices(baseline, k=nb))
+            c = statistics.median(rng.choices(candidate, k=nc))
+            ratios.append(b / c if c > 0 else math.inf)
     ratios.sort()
     low, high = percentile(ratios, 2.5), percentile(ratios, 97.5)
     verdict: Verdict = "faster" if low > 1.0 else "slower" if high < 1.0 else "inconclusive"
     return Speedup(point, low, high, verdict, nb, nc, resamples)
+
+
+def _bootstrap_ratios_numpy(baseline: list[float], candidate: list[float], seed: int,
+                            resamples: int) -> list[float]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    b_values, c_values = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    per_chunk = max(1, BOOTSTRAP_CHUNK_VALUES // max(b_values.size, c_values.size))
+    ratios: list[float] = []
+    for first in range(0, resamples, per_chunk):
+        count = min(per_chunk, resamples - first)
+        b = np.median(b_values[rng.integers(0, b_values.size, size=(count, b_values.size))], axis=1)
+        c = np.median(c_values[rng.integers(0, c_values.size, size=(count, c_values.size))], axis=1)
+        with np.errstate(divide="ignore"):
+            ratios += np.where(c > 0, b / np.where(c > 0, c, 1.0), np.inf).tolist()
+    return ratios
 
 
 def noise_warnings(label: str, summary: Summary) -> list[str]:

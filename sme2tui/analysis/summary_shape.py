@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sme2tui.errors import ConfigError
 
@@ -44,10 +44,16 @@ class _Cell(_Open):
 
 
 class _Speedup(_Open):
-    value: Finite
+    value: Annotated[float, Field(allow_inf_nan=False, gt=0)]
     ci_low: Finite
     ci_high: Finite
     verdict: str
+
+    @model_validator(mode="after")
+    def _inside_its_interval(self) -> _Speedup:
+        if not self.ci_low <= self.value <= self.ci_high:
+            raise ValueError(f"{self.value:g} lies outside its own interval {self.ci_low:g}–{self.ci_high:g}")
+        return self
 
 
 class _Pair(_Open):
@@ -61,6 +67,15 @@ class _Pair(_Open):
     candidate_median_ms: Duration
     categories: dict[str, dict[str, Any]]
 
+    @model_validator(mode="after")
+    def _ratio_of_its_medians(self) -> _Pair:
+        # The speedup is baseline median / candidate median (a rounding apart): anything else was edited.
+        expected = self.baseline_median_ms / self.candidate_median_ms if self.candidate_median_ms > 0 else 0.0
+        if abs(self.speedup.value - expected) > 1e-6 * max(expected, 1.0):
+            raise ValueError(f"speedup {self.speedup.value:g} is not the ratio of its medians "
+                             f"({self.baseline_median_ms:g} / {self.candidate_median_ms:g} ms)")
+        return self
+
 
 class _Summary(_Open):
     run: str
@@ -71,6 +86,15 @@ class _Summary(_Open):
     cells: dict[str, _Cell]
     pairs: list[_Pair]
     warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pairs_of_its_cells(self) -> _Summary:
+        for index, pair in enumerate(self.pairs):
+            for side in ("baseline_cell", "candidate_cell"):
+                cell = getattr(pair, "model_extra", {}).get(side) if pair.model_extra else None
+                if isinstance(cell, str) and cell not in self.cells:
+                    raise ValueError(f"pairs[{index}].{side} `{cell}` is not one of its cells")
+        return self
 
 
 def _loc(parts: tuple[Any, ...]) -> str:

@@ -60,4 +60,15 @@ def read_timing(path: Path) -> dict[str, Any]:
             value = entry.get(key)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
                 raise _fail(path, f"`rounds[{index}].{key}` is not a whole number ≥ {low}")
+    # Each round once, each with its own ETDump: a round listed twice would count its iterations twice.
+    dumps = [entry["etdump"] for entry in rounds if "etdump" in entry]
+    if len(set(dumps)) != len(dumps):
+        raise _fail(path, "two `rounds` name the same ETDump")
+    numbers = [entry["round"] for entry in rounds if "round" in entry]
+    if len(set(map(str, numbers))) != len(numbers):
+        raise _fail(path, "a round is listed twice in `rounds`")
+    measured = data.get("iterations_ns")
+    if rounds and isinstance(measured, list) and sum(entry["iterations"] for entry in rounds) != len(measured):
+        raise _fail(path, f"its rounds add up to {sum(entry['iterations'] for entry in rounds)} iterations, but "
+                          f"`iterations_ns` times {len(measured)}")
     return data

@@ -67,6 +67,10 @@ class Columns:
 
 _COLUMN_FIELDS: Final = ("name", "dd_str", "chain_index", "instruction_id", "dd_int", "start", "end", "kind", "run")
 _COLUMN_DTYPES: Final = (np.int32, np.int32, np.int32, np.int32, np.int32, np.uint64, np.uint64, np.uint8, np.int32)
+# The least an event takes that is its own: its 4-byte slot, an Event table (offset to itself + one reference)
+# and the smallest allocation or profile event table behind it. Real ETDumps take several times more; this
+# bounds the decoded columns (41 bytes per event) to a few times the file's size, whatever the file claims.
+MIN_EVENT_BYTES: Final = 16
 
 
 @dataclass
@@ -91,6 +95,12 @@ def decode(buffer: Buffer, header: Header, release: Release | None = None) -> De
     _check_disjoint(event_vectors, counts)
     bounds = np.concatenate(([0], np.cumsum(counts)))
     total = int(bounds[-1])
+    if total * MIN_EVENT_BYTES > view.size:
+        # Slots pointing at shared tables: a small file that would decode to an unbounded number of events.
+        raise FlatbufferFormatError(
+            f"the event lists hold {total:,} events in a file of {view.size:,} bytes, fewer than the "
+            f"{MIN_EVENT_BYTES} bytes every event needs of its own: the events share their tables (corrupt or "
+            "crafted), so the file is not read")
     columns = Columns.empty(total)
     filled = 0
     for first in range(0, total, CHUNK_EVENTS):

@@ -148,6 +148,10 @@ def _text(value: Any, where: str, *, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise _error(f"`{where}` must be a string, got {json.dumps(value)[:40]}", where, "write it as a string")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        # A newline or an escape sequence would be printed into the terminal (and into file names by the kit).
+        raise _error(f"`{where}` contains a control character: {json.dumps(value)[:60]}", where,
+                     "remove the newline, tab or escape sequence from it")
     return value
 
 

@@ -17,6 +17,7 @@ config (`--kit-config`), the folder name, and last from the file names themselve
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,18 @@ def _guess_experiments(rests: list[str]) -> tuple[dict[str, str], str | None, st
     return {r: r for r in distinct}, None, "the whole name (nothing marks where the model's name ends)"
 
 
+def _kit_ms(value: object) -> float | None:
+    """A figure the kit wrote, shown beside ours as what the kit said: dropped when it is not a time at all
+    (NaN, infinite, negative, a bool), so neither summary.json nor the report carries it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def _log_numbers(log: Path) -> tuple[int | None, int | None]:
     """(runs, warmup) from the PERFORMANCE SUMMARY the kit appends to a latency log."""
     try:
@@ -282,8 +295,9 @@ def _log_numbers(log: Path) -> tuple[int | None, int | None]:
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return None, None
-    runs = re.search(r"Execution Iterations:\s*(\d+)", text)
-    warmup = re.search(r"Warmup Iterations:\s*(\d+)", text)
+    # At most 9 digits: an iteration count (a longer one is garbage, and Python refuses over 4300 digits).
+    runs = re.search(r"Execution Iterations:\s*(\d{1,9})\b", text)
+    warmup = re.search(r"Warmup Iterations:\s*(\d{1,9})\b", text)
     return (int(runs.group(1)) if runs else None), (int(warmup.group(1)) if warmup else None)
 
 
@@ -362,9 +376,8 @@ def scan_kit_folder(root: Path, kit_config: Path | None = None) -> KitFolder:
             data = _read_json(stats)
             if isinstance(data, dict):
                 median, mean, count = data.get("median_ms"), data.get("mean_ms"), data.get("count")
-                cell.kit_median_ms = float(median) if isinstance(median, int | float) else None
-                cell.kit_mean_ms = float(mean) if isinstance(mean, int | float) else None
-                cell.kit_count = count if isinstance(count, int) else None
+                cell.kit_median_ms, cell.kit_mean_ms = _kit_ms(median), _kit_ms(mean)
+                cell.kit_count = count if type(count) is int and 0 < count < 10**9 else None
         if cell.latency_log is not None and (cell.runs is None or cell.warmup is None):
             runs, warmup = _log_numbers(cell.latency_log)
             cell.runs, cell.warmup = cell.runs or runs, cell.warmup if cell.warmup is not None else warmup

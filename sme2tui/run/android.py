@@ -411,7 +411,8 @@ def _run_group(config: RunConfig, folder: RunFolder, slot: DeviceSlot, group: li
             if timing:
                 session.pull(timing, cell_dir / f"timing-r{index}.json", max_bytes=TIMING_LIMIT)
                 try:
-                    warmup_ns, measured_ns = read_timing(cell_dir / f"timing-r{index}.json", expected=count)
+                    warmup_ns, measured_ns = read_timing(cell_dir / f"timing-r{index}.json", expected=count,
+                                                           round_seconds=result.duration)
                 except ValueError as exc:
                     failed.add(cell.id)
                     folder.set_cell(cell.id, status="failed", finished_utc=utc_now(), error={
@@ -480,7 +481,7 @@ def _save_android_log(session: DeviceSession, pid_record: str, cell_dir: Path, i
     return pid
 
 
-def read_timing(path: Path, *, expected: int) -> tuple[list[int], list[int]]:
+def read_timing(path: Path, *, expected: int, round_seconds: float | None = None) -> tuple[list[int], list[int]]:
     """(warmup_ns, measured_ns) from a runner's timing JSON, which must time `expected` iterations;
     ValueError saying what is wrong with it."""
     try:
@@ -497,4 +498,9 @@ def read_timing(path: Path, *, expected: int) -> tuple[list[int], list[int]]:
         lists.append(values)
     if len(lists[1]) != expected:
         raise ValueError(f"it times {len(lists[1])} iteration(s), the round ran {expected}")
+    if round_seconds is not None:  # the host's clock around the whole adb shell command
+        claimed = (sum(lists[0]) + sum(lists[1])) / 1e9
+        if claimed > round_seconds * 1.05 + 0.05:
+            raise ValueError(f"its iterations add up to {claimed:.6g} s, but the whole round took "
+                             f"{round_seconds:.3f} s (timed on the host): its times are not measurements")
     return lists[0], lists[1]

@@ -31,7 +31,9 @@ def last_progress(chunk: bytes) -> int | None:
     for line in chunk.splitlines():
         if line.startswith(PROGRESS_PREFIX):
             done, _, total = line.removeprefix(PROGRESS_PREFIX).partition(b"/")
-            if done.isdigit() and total.strip().isdigit() and int(done) <= int(total):
+            total = total.strip()
+            # At most 18 digits: a count, not a number Python refuses to convert (over 4300 digits) or to trust.
+            if done.isdigit() and total.isdigit() and len(done) <= 18 and len(total) <= 18 and int(done) <= int(total):
                 count = int(done)
     return count
 

@@ -307,7 +307,8 @@ def _run_group(config: RunConfig, folder: RunFolder, cells: list[Cell], binary: 
                 problem = ("runner-failed", what, f"see cells/{cell.id}/stderr-r{index}.log; rerun with --resume")
             else:
                 try:
-                    warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count)
+                    warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count,
+                                                                round_seconds=seconds)
                     maps_text = _read_maps(cell_dir / "maps-r0.txt") if stats is not None and index == 0 else ""
                 except (RunnerLied, UnreadableOutput, OSError) as exc:
                     problem = ("runner-output-invalid", f"the runner exited 0 under QEMU, but its output is not "

@@ -33,6 +33,11 @@ from sme2tui.run.process_group import kill_group
 from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
 
 MAX_TIMING_BYTES = 16 * 2**20  # 100k iterations of nanosecond integers are ~2 MB
+# A runner's times beyond this are not durations (2^63 ns is 292 years), whatever the JSON says.
+MAX_DURATION_NS = 1 << 63
+# Its iterations must fit in the round timed from outside; the slack covers clock granularity between the two.
+ROUND_CLOCK_TOLERANCE = 1.05
+ROUND_CLOCK_SLACK_S = 0.05
 STDERR_TAIL_CHARS = 2000
 
 
@@ -178,7 +183,8 @@ def _number_or_lie(name: str) -> Any:
     raise RunnerLied(f"it contains {name}, which is not a time")
 
 
-def read_runner_timing(path: Path, *, warmup: int, iterations: int) -> tuple[list[int | float], list[int | float]]:
+def read_runner_timing(path: Path, *, warmup: int, iterations: int,
+                       round_seconds: float | None = None) -> tuple[list[int | float], list[int | float]]:
     """(warmup ns, measured ns) from the runner's timing JSON, or RunnerLied saying what is wrong."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -211,13 +217,27 @@ def read_runner_timing(path: Path, *, warmup: int, iterations: int) -> tuple[lis
         for value in values:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RunnerLied(f"`{key}` holds {json.dumps(value)[:40]}, not a number")
+            if isinstance(value, int) and not 0 <= value < MAX_DURATION_NS:  # math.isfinite overflows on 10**400
+                raise RunnerLied(f"`{key}` holds {str(value)[:40]}{'…' if len(str(value)) > 40 else ''}, not a "
+                                 "duration (times are finite and ≥ 0)")
             if not math.isfinite(value) or value < 0:
                 raise RunnerLied(f"`{key}` holds {value}, not a duration (times are finite and ≥ 0)")
         if len(values) != expected:
             more = "more" if len(values) > expected else "fewer"
             raise RunnerLied(f"`{key}` has {len(values)} entries, {more} than the {expected} asked for")
         found.append(values)
+    if round_seconds is not None:
+        check_fits_round(found[0], found[1], round_seconds)
     return found[0], found[1]
+
+
+def check_fits_round(warmup_ns: list[int | float], measured_ns: list[int | float], round_seconds: float) -> None:
+    """The runner's own times must fit in the round sme2tui timed from outside (start to exit of the process):
+    more is a runner that made its numbers up (or a broken clock), and those numbers would become a speedup."""
+    claimed = (sum(warmup_ns) + sum(measured_ns)) / 1e9
+    if claimed > round_seconds * ROUND_CLOCK_TOLERANCE + ROUND_CLOCK_SLACK_S:
+        raise RunnerLied(f"its iterations add up to {claimed:.6g} s, but the whole round took {round_seconds:.3f} s "
+                         "(timed from outside): its times are not measurements")
 
 
 def _heartbeat(cell_id: str, index: int, rounds: int, done: int, count: int,
@@ -297,7 +317,8 @@ def run_native_group(config: RunConfig, folder: RunFolder, cells: list[Cell], bi
                     if etdump is not None and not etdump.is_file():
                         raise RunnerLied(f"it wrote no ETDump at {etdump.name}")
                     if timing is not None:
-                        warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count)
+                        warmup_ns, measured_ns = read_runner_timing(timing, warmup=config.warmup, iterations=count,
+                                                                    round_seconds=seconds)
                         entry["timing"] = timing.name
                         records[cell.id]["warmup_ns"] += warmup_ns
                         records[cell.id]["iterations_ns"] += measured_ns
