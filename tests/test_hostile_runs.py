@@ -965,3 +965,26 @@ def test_compare_makes_no_speedup_of_emulated_time(run_copy: Path, capsys: pytes
         code, output = cli(capsys, *argv)
         assert_clean(code, output, {int(ExitCode.CONFIG)})
         assert "emulated target" in output and "×" not in output
+
+
+def test_resume_refuses_a_program_that_changed_since_the_run_started(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A ready .pte replaced before --resume: the measured cells ran the old program, so resuming would pair
+    two programs (and label the new one with the old one's dtype). Refused; the run's own copy is untouched."""
+    program = tmp_path / "model.pte"
+    shutil.copyfile(READY_PTE, program)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"name": "swap", "models": [{"pte": str(program)}], "threads": [1], "warmup": 1,
+                                  "iterations": 3, "rounds": 1}))
+    code, output = cli(capsys, "--auto", "--config", config, "--output-root", tmp_path / "runs")
+    assert code == 0, output
+    (run,) = (tmp_path / "runs").iterdir()
+    manifest = _manifest(run)
+    manifest["cells"][next(iter(manifest["cells"]))]["status"] = "failed"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    copies = {p.name: p.read_bytes() for p in (run / "programs").iterdir()}
+    shutil.copyfile(READY_PTE.with_name("int8_xnnpack.pte"), program)  # re-exported meanwhile
+    code, output = cli(capsys, "--auto", "--resume", run)
+    assert_clean(code, output, {int(ExitCode.CONFIG)})
+    assert "changed since this run started" in output and str(config) in output
+    assert {p.name: p.read_bytes() for p in (run / "programs").iterdir()} == copies

@@ -7,6 +7,7 @@ completed work is never thrown away.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -37,10 +38,29 @@ def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]
     """Link every program into the run folder (`programs/`) so the run is self-contained, and record it."""
     placed: dict[ExportKey, Path] = {}
     exports: dict[str, Any] = {}
+    recorded = folder.manifest.get("exports") or {}
     for key, program in programs.items():
         stem = f"{key.model}__{key.dtype}__{key.delegate}"
+        before = recorded.get(stem) if isinstance(recorded, dict) else None
+        if isinstance(before, dict) and _changed(before, program):
+            # A resume whose program changed (a ready .pte replaced, a factory edited): the cells measured so
+            # far ran the old one, and pairing them with cells of the new one would be a speedup of nothing.
+            raise ConfigError(
+                f"the program {stem} changed since this run started (sha256 {str(before['pte_sha256'])[:12]}… → "
+                f"{program.pte_sha256[:12]}…): its measured cells ran the old one, so the run cannot be resumed",
+                where=str(folder.root / "manifest.json"),
+                fix=f"measure the new program in a new run: sme2tui --auto --config "
+                    f"{folder.manifest.get('config_source') or 'YOUR_CONFIG'} (or put the old program back and "
+                    "resume)")
         pte = folder.root / "programs" / f"{stem}.pte"
-        link_or_copy(program.pte, pte)
+        if program.record is None:
+            # A ready .pte is the user's file: a hard link would let the next edit of it rewrite this run's
+            # program in place. Exports live in sme2tui's cache, which never rewrites a file: those are linked.
+            pte.parent.mkdir(parents=True, exist_ok=True)
+            pte.unlink(missing_ok=True)
+            shutil.copyfile(program.pte, pte)
+        else:
+            link_or_copy(program.pte, pte)
         entry: dict[str, Any] = {"model": key.model, "dtype": key.dtype, "delegate": key.delegate,
                                  "pte": folder.rel(pte), "pte_sha256": program.pte_sha256}
         if program.etrecord and program.etrecord.is_file():
@@ -72,6 +92,15 @@ def stage_programs(folder: RunFolder, programs: dict[ExportKey, ExportedProgram]
         placed[key] = pte
     folder.update(exports=exports)
     return placed
+
+
+def _changed(before: dict[str, Any], program: ExportedProgram) -> bool:
+    """Whether `program` is not the one a run recorded: an export by what it is made from (its cache key, so a
+    re-export of the same model, bit for bit or not, is the same program), a ready .pte by its bytes."""
+    key = program.record.key if program.record is not None else None
+    if key is not None and before.get("export_key") is not None:
+        return bool(before["export_key"] != key)
+    return before.get("pte_sha256") not in (None, program.pte_sha256)
 
 
 def resolve_runner(config: RunConfig, cell: Cell) -> Path | None:
