@@ -988,3 +988,16 @@ def test_resume_refuses_a_program_that_changed_since_the_run_started(tmp_path: P
     assert_clean(code, output, {int(ExitCode.CONFIG)})
     assert "changed since this run started" in output and str(config) in output
     assert {p.name: p.read_bytes() for p in (run / "programs").iterdir()} == copies
+
+
+def test_a_pair_measured_in_different_sessions_is_flagged(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After a resume that re-measured one cell of a pair, the two sides were not interleaved: the speedup is
+    still shown, with a warning that says so and how to measure both together."""
+    code, output = cli(capsys, "analyze", run_copy)
+    assert code == 0 and "not measured interleaved" not in output, output
+    _rewrite(f"{CELL}/timing.json", _set([], "interleaved_with"))(run_copy)  # what the resumed session writes
+    code, output = cli(capsys, "analyze", run_copy)
+    assert_clean(code, output, {0})
+    warnings = json.loads((run_copy / "analysis" / "summary.json").read_text())["warnings"]
+    assert any("not measured interleaved (a resume re-measured one of them)" in w for w in warnings), warnings
+    assert "delete cells/mobilenet_quick__fp32__portable__t1 and cells/mobilenet_quick__fp32__xnnpack__t1" in output

@@ -14,6 +14,7 @@ from sme2tui.analysis.compare import PairComparison, compare_cells
 from sme2tui.analysis.evidence import VariantEvidence, variant_evidence
 from sme2tui.analysis.peers import cell_peers, peers_csv_rows, program_for_cell
 from sme2tui.analysis.shape import compare_shape, load_reference_summary
+from sme2tui.analysis.timing_file import read_timing
 from sme2tui.config import RunConfig
 from sme2tui.errors import AnalysisError
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, StepFinished, StepStarted, warning_text
@@ -143,6 +144,24 @@ def _peer_metrics(folder: RunFolder, config: RunConfig, cells: dict[str, CellAna
     return out
 
 
+def _measured_apart(folder: RunFolder, baseline: str, candidate: str) -> str:
+    """Why two cells of a pair were not measured in one interleaved session ('' when they were, or when the
+    runner does not say: the kit's runs, older runs). A resume re-measures only the cells it lacks."""
+    listed: list[list[Any]] = []
+    for cell_id in (baseline, candidate):
+        try:
+            timing = read_timing(folder.root / "cells" / cell_id / "timing.json")
+        except AnalysisError:
+            return ""  # the cell's own analysis reports the damage
+        partners = timing.get("interleaved_with")
+        if not isinstance(partners, list):
+            return ""
+        listed.append(partners)
+    if candidate in listed[0] and baseline in listed[1]:
+        return ""
+    return "a resume re-measured one of them" if listed[0] or listed[1] else "each ran alone"
+
+
 def unique_warnings(texts: list[str]) -> list[str]:
     """Each warning once, in first-seen order. A warning also listed with its checkpoint's name in front
     (`measurement quality: X` beside `X`: manifests written before one spelling was used have both) is
@@ -226,6 +245,14 @@ def analyze_run(folder: RunFolder, config: RunConfig, *, categories: Path | None
             if cell.id in cells and cand_id in cells:
                 pairs.append(compare_cells(cells[cell.id], cells[cand_id], seed=config.seed))
     for p in pairs:
+        apart = _measured_apart(folder, p.baseline_cell, p.candidate_cell)
+        if apart:
+            text = (f"{p.model}/{p.dtype}/t{p.threads}: {p.baseline} and {p.candidate} were not measured interleaved "
+                    f"({apart}): whatever changed between the sessions (load, heat, clocks) is part of this ratio")
+            new_warnings.append(warning_text("interleaved", text))
+            yield Checkpoint("analyze", "interleaved", "warn", text,
+                             f"measure both again together: delete cells/{p.baseline_cell} and "
+                             f"cells/{p.candidate_cell}, then sme2tui --auto --resume {folder.root}", subject=p.model)
         if p.speedup.verdict == "inconclusive":
             yield Checkpoint("analyze", "speedup conclusive", "warn",
                              f"{p.model}/{p.dtype}/t{p.threads}: {p.speedup.text()} spans 1.0 — "
