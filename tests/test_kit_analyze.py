@@ -5,6 +5,7 @@ iteration dropped, and written to a NEW run folder; the kit's folder is never to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -209,6 +210,24 @@ def test_refusals_and_broken_folders(kit_copy: Path, tmp_path: Path) -> None:
     assert result.returncode == ExitCode.ANALYSIS and "Traceback" not in result.stderr
     assert "etdump readable" in result.stderr
     assert [p["threads"] for p in data["analyzed"][0]["pairs"]] == [1]  # the good pair is still there
+
+
+@pytest.mark.parametrize("damage", ["missing", "folder", "fifo"])
+def test_an_etdump_the_kit_lists_but_that_is_not_a_file_fails_its_cell(damage: str, kit_copy: Path,
+                                                                       tmp_path: Path) -> None:
+    """The kit's pipeline summary lists every ETDump it wrote: one gone (or a folder, a FIFO) fails its cell by
+    name, instead of the rest being compared as if the run were complete."""
+    kit_dir = kit_copy / "runs" / "mac"
+    etdump = kit_dir / f"{STEM}_mac_sme2_on_t1.etdump"
+    etdump.unlink()
+    if damage == "folder":
+        etdump.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(etdump)
+    result, data = _analyze(kit_dir, tmp_path / "runs")
+    assert result.returncode == ExitCode.ANALYSIS and "Traceback" not in result.stderr, result.stderr
+    assert f"etdump readable [{STEM}__fp32__mac_sme2_on__t1]" in result.stderr
+    assert [p["threads"] for p in data["analyzed"][0]["pairs"]] == [2]  # the other pair is still there
 
 
 def test_compare_takes_kit_folders(kit_copy: Path, tmp_path: Path) -> None:

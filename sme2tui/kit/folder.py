@@ -385,7 +385,8 @@ def scan_kit_folder(root: Path, kit_config: Path | None = None) -> KitFolder:
             cell.runs = cell.runs or exp_cfg.runs
             cell.warmup = cell.warmup if cell.warmup is not None else exp_cfg.warmup
         folder.cells.append(cell)
-        folder.used += [p for p in (path, cell.latency_log, cell.robust_stats) if p is not None]
+        folder.used += [p for p in (path, cell.latency_log, cell.robust_stats) if p is not None and p.is_file()
+                        and not p.is_symlink()]
 
     for path in etdumps:
         stem = path.name[:-len(".etdump")]
@@ -408,6 +409,13 @@ def scan_kit_folder(root: Path, kit_config: Path | None = None) -> KitFolder:
             add_cell(path, split[0], threads, split[1], None)
         else:
             pending.append((path, rest, threads))
+    # An ETDump the kit's own records list but that is not a regular file here (deleted, a folder, a FIFO):
+    # its cell is kept, so the analysis fails it by name instead of comparing what is left as if complete.
+    found = {path.name for path in etdumps}
+    home = etdumps[0].parent if etdumps else root
+    for name, info in sorted(known.items()):
+        if name.endswith(".etdump") and not name.endswith("_xtrace.etdump") and name not in found:
+            add_cell(home / name, info.experiment, info.threads, f"{info.how} (listed, not found as a file)", info)
     if pending:
         guessed, stem_guess, how = _guess_experiments([r for _, r, _ in pending])
         folder.model_stem = folder.model_stem or stem_guess
