@@ -79,7 +79,7 @@ class ModelSpec(_Strict):
         None, description="Path to a ready .pte (exported elsewhere). Its dtype and delegation are read from the "
         "program: `dtypes` does not apply to it, and variants may not differ only in `delegate`.")
     etrecord: PathText | None = Field(None, description="Optional ETRecord for a ready .pte.")
-    calibration_samples: Annotated[int, Field(ge=1, le=256)] = 8
+    calibration_samples: Annotated[int, Field(ge=1, le=256, strict=True)] = 8
     program: SkipJsonSchema[ProgramFacts | None] = Field(
         None, description="Filled in by sme2tui from the .pte itself; leave it out.")
 
@@ -184,7 +184,7 @@ class CompareSpec(_Strict):
     candidate: str = Field(description="Variant name measured as the 'after' side (e.g. sme2-on).")
 
 
-CpuList = Annotated[list[Annotated[int, Field(ge=0, le=8191)]], Field(min_length=1, max_length=1024)]
+CpuList = Annotated[list[Annotated[int, Field(ge=0, le=8191, strict=True)]], Field(min_length=1, max_length=1024)]
 
 
 class HostTarget(_Strict):
@@ -192,7 +192,7 @@ class HostTarget(_Strict):
     cpu_affinity: CpuList | None = Field(
         None, description="Pin runs to these CPU ids (Linux; checked against the CPUs this process may use before a "
         "run). Default: no pinning.")
-    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+    timeout_s: Annotated[float, Field(gt=0, le=86_400, strict=True)] = Field(
         600.0, description="Stop a runner process (one round of a native runner, or a whole group on the Python "
         "runtime) that takes longer than this many seconds; the cell fails with a timeout and the run goes on.")
 
@@ -223,17 +223,17 @@ class AndroidTarget(_Strict):
         None, max_length=512,
         description="ADB server HOST:PORT; default: $ADB_SERVER_SOCKET / $ANDROID_ADB_SERVER_PORT or 127.0.0.1:5037."
     )
-    allow_foreign_runner: bool = Field(
+    allow_foreign_runner: Annotated[bool, Field(strict=True)] = Field(
         False, description="Run a runner whose architecture does not match the device ABI. Only for protocol "
         "test doubles that execute host binaries; never useful on a real phone."
     )
     device_dir: str = Field("/data/local/tmp/sme2tui", min_length=1, max_length=1024)
     cpu_mask: str | None = Field(None, max_length=64,
                                  description="taskset mask; default: the biggest cores from cpufreq.")
-    cooldown_s: Annotated[float, Field(ge=0, le=600)] = 0.0
-    fixed_performance_mode: bool = False
-    cleanup: bool = False
-    timeout_s: Annotated[float, Field(gt=0, le=7200)] = 600.0
+    cooldown_s: Annotated[float, Field(ge=0, le=600, strict=True)] = 0.0
+    fixed_performance_mode: Annotated[bool, Field(strict=True)] = False
+    cleanup: Annotated[bool, Field(strict=True)] = False
+    timeout_s: Annotated[float, Field(gt=0, le=7200, strict=True)] = 600.0
 
     @field_validator("serials", "connect")
     @classmethod
@@ -251,9 +251,10 @@ class EmulatedTarget(_Strict):
         None, description="SME streaming vector length (`sme-default-vector-length`), e.g. 512 like Apple M4. "
         "Default: QEMU's (256 for `-cpu max`).",
     )
-    evidence: bool = Field(True, description="Record which kernels ran (QEMU's translated-code log mapped to "
-                           "ELF symbols) and execution counts of the SME/SME2 kernels, per cell.")
-    timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    evidence: Annotated[bool, Field(strict=True)] = Field(
+        True, description="Record which kernels ran (QEMU's translated-code log mapped to ELF symbols) and "
+        "execution counts of the SME/SME2 kernels, per cell.")
+    timeout_s: Annotated[float, Field(gt=0, le=86_400, strict=True)] = 3600.0
 
 
 class RunConfig(_Strict):
@@ -270,25 +271,26 @@ class RunConfig(_Strict):
         description="How cells run. May be left out only when every model is a ready .pte (then one variant, "
         f"`{DEFAULT_VARIANT_NAME}`: the program as exported).")
     compare: CompareSpec | None = None
-    threads: Annotated[list[Annotated[int, Field(ge=1, le=256)]], Field(min_length=1, max_length=MAX_THREAD_SETTINGS)] \
-        = [1]
-    warmup: Annotated[int, Field(ge=0, le=10_000)] = 3
-    iterations: Annotated[int, Field(ge=1, le=100_000)] = 20
-    rounds: Annotated[int, Field(ge=1, le=1000)] = Field(
+    threads: Annotated[list[Annotated[int, Field(ge=1, le=256, strict=True)]],
+                       Field(min_length=1, max_length=MAX_THREAD_SETTINGS)] = [1]
+    warmup: Annotated[int, Field(ge=0, le=10_000, strict=True)] = 3
+    iterations: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 20
+    rounds: Annotated[int, Field(ge=1, le=1000, strict=True)] = Field(
         3,
         description="Process-level runners (native, Android) split the iterations into this many rounds and "
         "alternate the variants between rounds (A B, B A, …). The Python runtime interleaves every iteration "
         "in one process instead.",
     )
-    profile: bool = Field(True, description="Collect an ETDump (per-operator times). Off = timing only.")
+    profile: Annotated[bool, Field(strict=True)] = Field(
+        True, description="Collect an ETDump (per-operator times). Off = timing only.")
     target: HostTarget | AndroidTarget | EmulatedTarget = Field(default_factory=HostTarget, discriminator="kind")
     output_root: PathText = Field("runs", description="Where run folders go (`~` is your home folder).")
     runners_dir: PathText | None = Field(
         None, description="Where runners are built and found (`sme2tui build --runners-dir`, `--runners-dir`). "
         "Default: the user cache, $XDG_CACHE_HOME/sme2tui/runners or ~/.cache/sme2tui/runners; `~` is your home "
         "folder.")
-    validate_numerics: bool = True
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    validate_numerics: Annotated[bool, Field(strict=True)] = True
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)] = 0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -187,6 +187,12 @@ CASES: dict[str, tuple[str, str]] = {
     "as-exported for an exported model": (_with(variants=[{"name": "a", "delegate": "as-exported"}]),
                                           "says `as-exported`, but models[0]"),
     "repeated device": (_with(target={"kind": "android", "serials": ["A1", "A1"]}), "serials[1] repeats serials[0]"),
+    # JSON types as the schema says them: no quiet coercion (true → 1 iteration, "yes" → profiling on).
+    "boolean warmup": (_with(warmup=True), "`warmup`: Input should be a valid integer (got true)"),
+    "string iterations": (_with(iterations="20"), "`iterations`: Input should be a valid integer"),
+    "float iterations": (_with(iterations=20.0), "`iterations`: Input should be a valid integer"),
+    "string profile": (_with(profile="yes"), "`profile`: Input should be a valid boolean"),
+    "boolean timeout": (_with(target={"kind": "host", "timeout_s": True}), "`target.timeout_s`: Input should be"),
     "config is a list": ("[1, 2]", "the config must be a JSON object"),
     "empty file": ("  \n", "the file is empty"),
     "not UTF-8": ("\udcff{", "not UTF-8"),
