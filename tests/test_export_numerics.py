@@ -53,3 +53,19 @@ def test_factory_that_cannot_be_imported(tmp_path: Path, session_root: Path) -> 
     result = run_cli("export", "--config", config, "--output-root", session_root / "runs", cwd=tmp_path)
     assert result.returncode == ExitCode.EXPORT
     assert "cannot import `no_such_module`" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("sys.exit(0)", "called sys.exit(0) instead of returning a model"),
+    ("sys.exit(3)", "called sys.exit(3) instead of returning a model"),
+    ("os._exit(0)", "the export worker ended before finishing it, without an error"),
+])
+def test_a_factory_that_exits_is_named_with_why(body: str, said: str, tmp_path: Path, session_root: Path) -> None:
+    """A factory ending its process never reads as a crash of ExecuTorch, nor as a silent "1 failed"."""
+    (tmp_path / "quitter.py").write_text(f"import os, sys\n\ndef build():\n    {body}\n")
+    config = tmp_path / "quit.json"
+    config.write_text(json.dumps({"models": [{"factory": "quitter:build"}], "variants": [{"name": "x"}]}))
+    result = run_cli("export", "--config", config, "--output-root", session_root / "runs", cwd=tmp_path)
+    assert result.returncode == ExitCode.EXPORT, result.stderr
+    assert said in result.stderr and "✗ export [quitter/fp32/xnnpack]" in result.stderr
+    assert "Traceback" not in result.stderr and "upstream" not in result.stderr

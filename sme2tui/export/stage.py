@@ -134,6 +134,7 @@ def run_exports(
                 continue
         items.append(item)
     by_subject = {k.subject: k for k, _ in wanted}
+    reported: set[str] = set()  # subjects whose failure the worker said in a checkpoint
     if items:
         job = {"cache_root": str(cache_root), "items": items}
         current: ExportKey | None = None  # the worker announces each item with a Progress event first
@@ -142,6 +143,8 @@ def run_exports(
                                     stderr_log=log_path):
                 if isinstance(event, Progress):
                     current = by_subject.get(event.subject)
+                if isinstance(event, Checkpoint) and event.status == "fail" and event.subject:
+                    reported.add(event.subject)
                 if isinstance(event, ArtifactWritten) and event.kind == "export" and current is not None:
                     folder = Path(event.path)
                     record = ExportRecord.model_validate_json((folder / "export.json").read_text())
@@ -149,13 +152,24 @@ def run_exports(
                 yield event
         except WorkerFailed as exc:
             yield LogLine("export", exc.stderr_tail, "error", "export")
+            doing = f" while exporting {current.subject}" if current is not None else ""
             raise ExportError(
-                f"the export worker crashed (exit {exc.returncode})",
-                where=str(log_path) if log_path else "export worker",
+                f"the export worker crashed (exit {exc.returncode}){doing}",
+                where=str(log_path) if log_path else f"export worker{doing}",
                 fix="read the end of the export log; a crash inside ExecuTorch is worth reporting upstream "
                 "with the model",
             ) from None
     missing = [s for s, k in by_subject.items() if k not in results]
+    unsaid = [s for s in missing if s not in reported] if items else []
+    if unsaid:
+        # The worker ended cleanly with items neither exported nor failed: its process was ended from inside
+        # (a factory calling os._exit(), a library killing its process), so nothing could be said then.
+        which = "it" if len(unsaid) == 1 else f"{', '.join(unsaid)}"
+        yield Checkpoint("export", "export", "fail",
+                         f"the export worker ended before finishing {which}, without an error (the process was "
+                         "ended from inside, e.g. a factory calling os._exit())",
+                         "make the factory return (model, example_inputs) without exiting; then export again",
+                         subject=unsaid[0])
     yield StepFinished("export", ok=not missing,
                        summary=f"{len(results)} program{'s' if len(results) != 1 else ''} ready"
                        + (f", {len(missing)} failed" if missing else ""),

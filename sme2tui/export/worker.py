@@ -70,6 +70,10 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
             sys.path.insert(0, extra)
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as exc:
+        raise ItemFailed(f"importing `{module_name}` for factory `{factory}` called sys.exit({exc.code!r})",
+                         "keep the module importable without side effects (put script code under "
+                         "`if __name__ == \"__main__\":`)") from None
     except Exception as exc:
         raise ItemFailed(
             f"cannot import `{module_name}` for factory `{factory}`: {type(exc).__name__}: {exc}",
@@ -80,6 +84,9 @@ def load_model(item: dict[str, Any]) -> tuple[torch.nn.Module, tuple[Any, ...], 
         raise ItemFailed(f"`{module_name}` has no function `{func_name}`", f"define {func_name}() in {module_name}")
     try:
         produced = func()
+    except SystemExit as exc:  # a factory that exits would otherwise end the worker with no word of why
+        raise ItemFailed(f"factory `{factory}` called sys.exit({exc.code!r}) instead of returning a model",
+                         "return (model, example_inputs) from it; do not exit") from None
     except Exception as exc:
         raise ItemFailed(f"factory `{factory}` raised {type(exc).__name__}: {exc}",
                          "fix the factory function") from None
