@@ -69,3 +69,19 @@ def test_a_factory_that_exits_is_named_with_why(body: str, said: str, tmp_path: 
     assert result.returncode == ExitCode.EXPORT, result.stderr
     assert said in result.stderr and "✗ export [quitter/fp32/xnnpack]" in result.stderr
     assert "Traceback" not in result.stderr and "upstream" not in result.stderr
+
+
+def test_nan_from_the_inputs_is_not_blamed_on_the_exported_program(tmp_path: Path, session_root: Path) -> None:
+    """NaN example inputs make the eager model's outputs NaN too: the check says so, instead of a cosine of
+    -1.000000 with max |error| 0 and a fix that blames the export."""
+    (tmp_path / "nanny.py").write_text(
+        "import torch\n\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n\n"
+        "def build():\n    return M(), (torch.full((2,), float('nan')),)\n")
+    config = tmp_path / "nan.json"
+    config.write_text(json.dumps({"models": [{"factory": "nanny:build"}], "variants": [{"name": "portable",
+                                                                                       "delegate": "portable"}]}))
+    result = run_cli("export", "--config", config, "--output-root", session_root / "runs", cwd=tmp_path)
+    assert result.returncode == ExitCode.CHECKPOINT, result.stderr  # as any failed numerics check
+    assert "the eager model itself outputs NaN or infinity" in result.stderr and "portable kernels here" not in \
+        result.stderr
+    assert "-1.000000" not in result.stderr and "Traceback" not in result.stderr

@@ -259,6 +259,7 @@ def check_numerics(pte: bytes, model: torch.nn.Module, dtype: str, samples: list
     method = Runtime.get().load_program(pte).load_method("forward")
     threshold = COSINE_THRESHOLDS[dtype]
     worst_cos, worst_err, ref_max = 1.0, 0.0, 0.0
+    eager_nonfinite = program_nonfinite = False
     for sample, program_input in zip(samples, program_inputs, strict=True):
         with torch.no_grad():
             reference = flat_outputs(model(*sample))
@@ -269,10 +270,30 @@ def check_numerics(pte: bytes, model: torch.nn.Module, dtype: str, samples: list
                 return NumericsCheck(status="fail", detail=f"output shape {tuple(out.shape)} != eager "
                                      f"{tuple(ref.shape)}", fix="check the model's output structure",
                                      threshold=threshold, samples=len(samples))
+            if not bool(torch.isfinite(ref32).all()):
+                eager_nonfinite = True  # nothing to compare against: said below, never as a cosine
+                continue
+            if not bool(torch.isfinite(out32).all()):
+                program_nonfinite = True
+                continue
             cos = float(torch.nn.functional.cosine_similarity(ref32, out32, dim=0, eps=1e-12))
-            worst_cos = min(worst_cos, cos if cos == cos else -1.0)  # NaN counts as worst
+            worst_cos = min(worst_cos, cos)
             worst_err = max(worst_err, float((ref32 - out32).abs().max()))
             ref_max = max(ref_max, float(ref32.abs().max()))
+    if eager_nonfinite:
+        return NumericsCheck(
+            status="fail", threshold=threshold, samples=len(samples),
+            detail="the eager model itself outputs NaN or infinity on the example inputs, so there is nothing "
+                   "to compare the exported program with",
+            fix="check the model and its example inputs (the factory's, or the built-in's seed): they must give "
+                "finite outputs in eager PyTorch")
+    if program_nonfinite:
+        return NumericsCheck(
+            status="fail", threshold=threshold, samples=len(samples), cosine_min=-1.0,
+            detail=f"the exported program outputs NaN or infinity where the eager model's outputs are finite "
+                   f"({dtype}), over {len(samples)} inputs",
+            fix="a value overflows at this dtype or an op is wrong in the runtime: try fp32, or keep the op that "
+                "overflows in fp32; report it upstream with the .pte if fp32 does it too")
     ok = worst_cos >= threshold
     detail = (f"cosine {worst_cos:.6f} (threshold {threshold}), max |error| {worst_err:.3g} "
               f"(eager max |value| {ref_max:.3g}) over {len(samples)} inputs, vs fp32 eager")
@@ -339,7 +360,7 @@ def export_item(item: dict[str, Any], versions: dict[str, Any], cache_root: Path
     reference_files = save_tensors(tmp / "reference", "output", reference)
     if want_numerics:
         numerics = check_numerics(pte_bytes, model, dtype, samples, program_samples)
-        if numerics.status == "fail" and delegation.non_delegated_ops:
+        if numerics.status == "fail" and delegation.non_delegated_ops and numerics.cosine_min is not None:
             suspects = ", ".join(delegation.non_delegated_ops)
             numerics = numerics.model_copy(update={"fix": f"ops left to portable kernels here: {suspects}. "
                                                    + numerics.fix})
