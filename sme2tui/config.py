@@ -338,6 +338,13 @@ class RunConfig(_Strict):
                     raise ValueError(f"compare.{side} `{shown(value)}` is not a variant; variants are {names}")
             if self.compare.baseline == self.compare.candidate:
                 raise ValueError("compare.baseline and compare.candidate must differ")
+        if self.target.kind == "android":
+            for index, variant in enumerate(self.variants):
+                if variant.runner in ("auto", "native", "python"):
+                    raise _problem(f"variants[{index}] (`{variant.name}`) uses runner `{variant.runner}`, which only "
+                                   "exists on the host; an Android run needs a phone binary",
+                                   "set its `runner` to a built Android runner (sme2-on, sme2-off: `sme2tui build "
+                                   "android`) or an executor_runner path")
         if self.target.kind == "emulated":
             for variant in self.variants:
                 if variant.sme2 is None and variant.cpu is None:
