@@ -1001,3 +1001,10 @@ def test_a_pair_measured_in_different_sessions_is_flagged(run_copy: Path, capsys
     warnings = json.loads((run_copy / "analysis" / "summary.json").read_text())["warnings"]
     assert any("not measured interleaved (a resume re-measured one of them)" in w for w in warnings), warnings
     assert "delete cells/mobilenet_quick__fp32__portable__t1 and cells/mobilenet_quick__fp32__xnnpack__t1" in output
+
+
+def test_a_lock_file_that_is_a_fifo_is_refused_with_a_fix(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.mkfifo(run_copy / ".lock")
+    code, output = cli(capsys, "analyze", run_copy)
+    assert_clean(code, output, {int(ExitCode.CONFIG)})
+    assert ".lock is not a regular file" in output and "delete it" in output

@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -156,6 +157,9 @@ class FolderLock:
                                       fix="delete it; sme2tui writes its own lock file there") from None
                 raise storage_error(exc, action=f"lock the {what}", path=path) from None
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device put there: not a lock file
+                    raise ConfigError(f"{path} is not a regular file", where=str(path),
+                                      fix="delete it; sme2tui writes its own lock file there")
                 flocked = _flock(fd)
                 if flocked is False:
                     holder = _parse(_read_fd(fd))
