@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("schema", help="print the JSON Schema of run configs")
     v = csub.add_parser("validate", help="validate a config file")
     v.add_argument("file", type=Path)
+    v.add_argument("--json", action="store_true", dest="sub_json", help="print the result as JSON")
     v = csub.add_parser("import", help="translate a config of Arm's SME2 ExecuTorch profiling kit into a sme2tui "
                         "config, with a field-by-field mapping table")
     v.add_argument("file", type=Path, metavar="KIT_CONFIG")
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write analysis/report.md for an analyzed run folder")
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--json", action="store_true", dest="sub_json", help="print where the report is as JSON")
     return parser
 
 
@@ -409,12 +411,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     check_factories(config, args.file.resolve().parent)
     ready = [m for m in config.models if m.pte]
     dtypes = f"{len(config.dtypes)} dtype(s)" if len(ready) < len(config.models) else "the programs' own dtype"
+    said = sys.stderr if args.sub_json else sys.stdout  # with --json, stdout carries only the JSON
     print(f"{args.file}: valid ({len(config.models)} model(s) × {dtypes} × "
           f"{len(config.variants)} variant(s) × {len(config.threads)} thread setting(s) = {config.cell_count()} "
-          f"cell(s), target {config.target.kind})")
+          f"cell(s), target {config.target.kind})", file=said)
     for model in ready:
         facts = model.program_facts()
-        print(f"  {model.id}: ready program, {facts.dtype} ({facts.dtype_evidence}), delegation {facts.delegation}")
+        print(f"  {model.id}: ready program, {facts.dtype} ({facts.dtype_evidence}), delegation {facts.delegation}",
+              file=said)
+    if args.sub_json:
+        _print_json({"ok": True, "file": str(args.file), "cells": config.cell_count(), "target": config.target.kind,
+                     "models": [m.id for m in config.models], "dtypes": list(config.dtypes),
+                     "variants": [v.name for v in config.variants], "threads": list(config.threads)})
     return 0
 
 
@@ -711,7 +719,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                                    ) from None
         out = folder.root / "analysis" / "report.md"
         _write_report(out, text)
-    print(out)
+    if args.sub_json:
+        _print_json({"ok": True, "run_dir": str(folder.root), "report": str(out)})
+    else:
+        print(out)
     return 0
 
 
@@ -780,6 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         words = [w for w in words[:cut] if w != "--debug"] + words[cut:]
     try:
         args = build_parser().parse_args(words)
+        if getattr(args, "json", False) and hasattr(args, "sub_json"):
+            # `sme2tui --json analyze RUN` means what `sme2tui analyze --json RUN` does: one flag, either place.
+            args.sub_json = True
         if args.command:
             return COMMANDS[args.command](args)
         if args.auto or args.resume:

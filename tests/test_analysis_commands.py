@@ -90,3 +90,20 @@ def test_shape_check_passes_on_itself_and_flags_a_different_shape() -> None:
     flagged = [c for c in compare_shape(other, SUMMARY) if c.name == "matches reference run"]
     assert flagged and all(c.status == "warn" for c in flagged)
     assert "OTHER" in flagged[0].detail
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_on_success_wherever_the_flag_stands(where: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """An agent reading stdout gets one JSON document from every command, with --json before or after it."""
+    from sme2tui.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "runs" / "reference", run)
+    commands = [["analyze", str(run)], ["compare", str(run), str(run)], ["report", str(run)],
+                ["config", "validate", str(REPO / "configs" / "examples" / "quickstart.json")]]
+    for argv in commands:
+        full = ["--json", *argv] if where == "before" else [*argv, "--json"]
+        assert main(full) == 0, full
+        out = capsys.readouterr().out
+        assert isinstance(json.loads(out), dict), (full, out[:200])
