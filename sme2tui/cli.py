@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sme2tui import __version__
-from sme2tui.errors import AnalysisError, ConfigError, Sme2Error
+from sme2tui.errors import AnalysisError, ConfigError, Sme2Error, terminal_safe
 from sme2tui.exit_codes import EXIT_CODE_MEANINGS, ExitCode
 
 BUILTIN_DEFAULT = Path(__file__).resolve().parent / "data" / "quickstart.json"
@@ -228,7 +228,7 @@ class EventPrinter:
         elif isinstance(event, ev.StepFinished) and event.summary:
             line = f"   {'done' if event.ok else 'finished with problems'}: {event.summary}"
         if line is not None:
-            print(line, file=sys.stderr, flush=True)
+            print(terminal_safe(line), file=sys.stderr, flush=True)
 
 
 def _print_json(data: Any) -> None:
@@ -643,7 +643,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                               "is made from them", where=str(run_dir),
                               fix=f"read its SME2 evidence instead: sme2tui report {run_dir}")
     result = compare_runs(summaries[0], summaries[1])
-    print(render_comparison(result), file=sys.stderr)
+    print(terminal_safe(render_comparison(result)), file=sys.stderr)
     if args.sub_json:
         _print_json(result)
     return 0

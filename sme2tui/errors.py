@@ -26,7 +26,7 @@ class Sme2Error(Exception):
             lines.append(f"  where: {self.where}")
         if self.fix:
             lines.append(f"  fix:   {self.fix}")
-        return "\n".join(lines)
+        return terminal_safe("\n".join(lines))
 
     def to_dict(self) -> dict[str, str | int | None]:
         return {
@@ -68,3 +68,24 @@ class CheckpointFailed(Sme2Error):
 
 class Interrupted(Sme2Error):
     exit_code = ExitCode.INTERRUPTED
+
+
+# Bidirectional overrides and isolates reorder what a terminal shows; C0/C1 controls (but line breaks and tabs)
+# and DEL start escape sequences. Paths, runner output and file contents end up in messages: they are shown
+# escaped, never interpreted by the user's terminal.
+_BIDI = frozenset({0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character a terminal would act on (ESC, BEL, CR, C1, bidi overrides, lone surrogates)
+    written as a visible \\uXXXX escape."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if (code < 0x20 and ch not in "\n\t") or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or code in _BIDI:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1008,3 +1008,13 @@ def test_a_lock_file_that_is_a_fifo_is_refused_with_a_fix(run_copy: Path, capsys
     code, output = cli(capsys, "analyze", run_copy)
     assert_clean(code, output, {int(ExitCode.CONFIG)})
     assert ".lock is not a regular file" in output and "delete it" in output
+
+
+def test_paths_with_terminal_escapes_are_shown_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder named with an escape sequence (or a runner's output, a kit's file name) is printed as visible
+    \\u001b text; the user's terminal never receives the sequence."""
+    odd = tmp_path / "a\x1b[2Jb\u202e"
+    odd.mkdir()
+    code, output = cli(capsys, "analyze", odd)
+    assert_clean(code, output, {int(ExitCode.CONFIG)})
+    assert "\x1b" not in output and "\u202e" not in output and "a\\u001b[2Jb\\u202e" in output
