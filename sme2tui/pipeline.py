@@ -17,7 +17,7 @@ from typing import Any
 from sme2tui.analysis.stage import analyze_run
 from sme2tui.config import RunConfig
 from sme2tui.doctor import check_package
-from sme2tui.errors import EnvironmentProblem, Interrupted, Sme2Error
+from sme2tui.errors import ConfigError, EnvironmentProblem, Interrupted, Sme2Error
 from sme2tui.events import ArtifactWritten, Checkpoint, Event, LogLine, StepFinished, StepStarted, to_json
 from sme2tui.exit_codes import ExitCode
 from sme2tui.export.stage import ExportedProgram, ExportKey, run_exports
@@ -101,6 +101,9 @@ class Pipeline:
         blocking = [c for c in checks if c.status == "fail" and c.name in ("python", "torch", "executorch", "disk")]
         if blocking:
             first = blocking[0]
+            if first.name == "disk" and "is a file, not a folder" in first.detail:
+                # A usage error (exit 2, as the README says), not the machine's: the path names a file.
+                raise ConfigError(first.detail, where=str(self.output_root), fix=first.fix)
             raise EnvironmentProblem(first.detail, where=f"doctor: {first.name}", fix=first.fix)
         return checks
 
