@@ -559,6 +559,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from sme2tui.run.folder import RunFolder
 
         folder, config = RunFolder.open(path)
+        if not any(isinstance(c, dict) and c.get("status") == "done" for c in folder.manifest["cells"].values()):
+            # Not an empty analysis with exit 0: nothing was measured yet (interrupted before the first cell
+            # finished, or a manifest that lost its cells).
+            raise AnalysisError(f"no cell of {folder.root.name} is measured: there is nothing to analyze",
+                                where=str(folder.root / "manifest.json"),
+                                fix=f"measure them: sme2tui --auto --resume {folder.root}")
         previous = folder.root / "analysis" / "summary.json"
         kit_section = _kit_section_of(previous)
         summary = None

@@ -1018,3 +1018,12 @@ def test_paths_with_terminal_escapes_are_shown_escaped(tmp_path: Path, capsys: p
     code, output = cli(capsys, "analyze", odd)
     assert_clean(code, output, {int(ExitCode.CONFIG)})
     assert "\x1b" not in output and "\u202e" not in output and "a\\u001b[2Jb\\u202e" in output
+
+
+def test_analyze_of_a_run_with_no_measured_cell_says_so(run_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _rewrite("manifest.json", _set({}, "cells"))(run_copy)
+    before = tree_hashes(run_copy)
+    code, output = cli(capsys, "analyze", run_copy)
+    assert_clean(code, output, {int(ExitCode.ANALYSIS)})
+    assert "is measured: there is nothing to analyze" in output and "--resume" in output
+    assert tree_hashes(run_copy) == before  # the previous analysis is not replaced by an empty one
