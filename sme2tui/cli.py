@@ -786,6 +786,24 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+SINGLE_OPTIONS = ("--config", "--resume", "--output-root", "--runners-dir", "--categories", "--output", "-o",
+                  "--adb-server", "--kit-config", "--warmup", "--target", "--kit-root")
+
+
+def _refuse_repeated_options(words: list[str]) -> None:
+    """An option that takes one value, given twice: argparse keeps the last silently, which runs something
+    other than what one of the two asked for."""
+    cut = words.index("--") if "--" in words else len(words)
+    seen: dict[str, int] = {}
+    for word in words[:cut]:
+        name = word.split("=", 1)[0]
+        if name in SINGLE_OPTIONS:
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] == 2:
+                raise ConfigError(f"{name} is given twice", where="command line",
+                                  fix=f"keep one {name} (the command would use only the last)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     words = list(argv if argv is not None else sys.argv[1:])
@@ -796,6 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = words.index("--") if "--" in words else len(words)
         words = [w for w in words[:cut] if w != "--debug"] + words[cut:]
     try:
+        _refuse_repeated_options(words)
         args = build_parser().parse_args(words)
         if getattr(args, "json", False) and hasattr(args, "sub_json"):
             # `sme2tui --json analyze RUN` means what `sme2tui analyze --json RUN` does: one flag, either place.

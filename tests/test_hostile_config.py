@@ -366,3 +366,12 @@ def test_charts_stay_valid_xml_with_hostile_operator_names(tmp_path: Path) -> No
     for chart in charts:
         ET.fromstring(chart.svg)  # raises on invalid XML
         assert "\x1b" not in chart.svg
+
+
+@pytest.mark.parametrize("argv", [["--auto", "--config", "a.json", "--config", "b.json"],
+                                  ["analyze", "x", "--output-root", "a", "--output-root=b"],
+                                  ["config", "import", "k.json", "-o", "a.json", "-o", "b.json"]])
+def test_a_single_value_option_given_twice_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(argv)
+    output = capsys.readouterr().err
+    assert code == ExitCode.CONFIG and "is given twice" in output, output
