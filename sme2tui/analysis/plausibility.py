@@ -17,12 +17,13 @@ RERUN = "re-run the cell: `sme2tui --auto --resume RUN_DIR` (delete its cells/<i
 # No single inference that sme2tui measures takes an hour; a larger figure is a corrupt or wrapped timestamp.
 MAX_ITERATION_MS = 3_600_000.0
 # The runner times each iteration around Method::execute and the ETDump inside it, so the ETDump can only be
-# shorter; clock granularity and scheduling allow a little over. Far shorter means another program's trace
-# (the slack covers the Python runtime's per-call overhead on tiny models).
+# shorter; clock granularity and scheduling allow a little over. Far shorter means another program's trace.
+# That bound is loose (50× and 5 ms): the Python runtime's wall clock also holds its per-call overhead and the
+# copy of the outputs, which can outweigh a tiny model's execute; a swapped trace is off by far more.
 ETDUMP_OVER_WALL = 1.25
 ETDUMP_OVER_WALL_SLACK_MS = 0.05
-WALL_OVER_ETDUMP = 20.0
-WALL_OVER_ETDUMP_SLACK_MS = 1.0
+WALL_OVER_ETDUMP = 50.0
+WALL_OVER_ETDUMP_SLACK_MS = 5.0
 # Σ operator medians may exceed the end-to-end median a little (XNNPACK counts whole microseconds); beyond
 # this the operators cannot have run inside the iterations they are said to belong to.
 OPERATORS_OVER_TOTAL = 1.5
