@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sme2tui.analysis.aggregate import sample_traces
 from sme2tui.analysis.categorize import ALL_BUCKETS, OVERHEAD, Categorizer, kernel_info
 from sme2tui.analysis.plausibility import (
+    RERUN,
     check_against_wall,
     check_iteration_count,
     check_latencies,
@@ -137,8 +138,7 @@ def analyze_cell(cell_dir: Path, cell: dict[str, Any], *, warmup: int, iteration
     if round_dumps and iterations is not None and sum(n for _, _, n in round_dumps) != iterations:
         raise AnalysisError(f"{cell_id}: its rounds add up to {sum(n for _, _, n in round_dumps)} iterations, but the "
                             f"run measured {iterations}: timing.json was edited or is another run's",
-                            where=str(timing_path), fix="re-run the cell: `sme2tui --auto --resume RUN_DIR` "
-                            "(delete its cells/<id>/ folder first)")
+                            where=str(timing_path), fix=RERUN)
     # lexists: an ETDump that is a FIFO, a device or a dangling link is refused by the reader, not skipped.
     if round_dumps or os.path.lexists(etdump_path):
         parts: list[tuple[EtdumpTrace, int, int | None]] = (

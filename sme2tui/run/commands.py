@@ -8,6 +8,7 @@ same process, never in a separate one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -102,3 +103,20 @@ def runner_argv(
     if inputs:
         argv.append(f"--inputs={','.join(inputs)}")
     return argv
+
+
+# A runner's iterations must fit in the round sme2tui timed from outside; the slack covers the granularity of
+# the two clocks. Shared by the host, emulated and Android targets.
+ROUND_CLOCK_TOLERANCE = 1.05
+ROUND_CLOCK_SLACK_S = 0.05
+
+
+def round_overclaim(warmup_ns: Sequence[int | float], measured_ns: Sequence[int | float],
+                    round_seconds: float) -> str | None:
+    """Why a runner's own times cannot be measurements of a round that took `round_seconds` from start to exit
+    (a runner that made its numbers up, or a broken clock: they would become a speedup), or None."""
+    claimed = (sum(warmup_ns) + sum(measured_ns)) / 1e9
+    if claimed > round_seconds * ROUND_CLOCK_TOLERANCE + ROUND_CLOCK_SLACK_S:
+        return (f"its iterations add up to {claimed:.6g} s, but the whole round took {round_seconds:.3f} s (timed "
+                "from outside): its times are not measurements")
+    return None

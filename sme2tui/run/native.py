@@ -27,7 +27,7 @@ from sme2tui.errors import Interrupted
 from sme2tui.events import CellStatus, Event, LogLine
 from sme2tui.fileio import read_tail, write_text_atomic
 from sme2tui.run.cells import Cell
-from sme2tui.run.commands import ProgressReader, flavour_of, runner_argv, split_rounds
+from sme2tui.run.commands import ProgressReader, flavour_of, round_overclaim, runner_argv, split_rounds
 from sme2tui.run.folder import RunFolder, resume_hint, utc_now
 from sme2tui.run.process_group import kill_group
 from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
@@ -35,9 +35,6 @@ from sme2tui.storage import DISK_FULL_MARKERS, DiskFull, looks_full
 MAX_TIMING_BYTES = 16 * 2**20  # 100k iterations of nanosecond integers are ~2 MB
 # A runner's times beyond this are not durations (2^63 ns is 292 years), whatever the JSON says.
 MAX_DURATION_NS = 1 << 63
-# Its iterations must fit in the round timed from outside; the slack covers clock granularity between the two.
-ROUND_CLOCK_TOLERANCE = 1.05
-ROUND_CLOCK_SLACK_S = 0.05
 STDERR_TAIL_CHARS = 2000
 
 
@@ -226,18 +223,10 @@ def read_runner_timing(path: Path, *, warmup: int, iterations: int,
             more = "more" if len(values) > expected else "fewer"
             raise RunnerLied(f"`{key}` has {len(values)} entries, {more} than the {expected} asked for")
         found.append(values)
-    if round_seconds is not None:
-        check_fits_round(found[0], found[1], round_seconds)
+    overclaim = round_overclaim(found[0], found[1], round_seconds) if round_seconds is not None else None
+    if overclaim:
+        raise RunnerLied(overclaim)
     return found[0], found[1]
-
-
-def check_fits_round(warmup_ns: list[int | float], measured_ns: list[int | float], round_seconds: float) -> None:
-    """The runner's own times must fit in the round sme2tui timed from outside (start to exit of the process):
-    more is a runner that made its numbers up (or a broken clock), and those numbers would become a speedup."""
-    claimed = (sum(warmup_ns) + sum(measured_ns)) / 1e9
-    if claimed > round_seconds * ROUND_CLOCK_TOLERANCE + ROUND_CLOCK_SLACK_S:
-        raise RunnerLied(f"its iterations add up to {claimed:.6g} s, but the whole round took {round_seconds:.3f} s "
-                         "(timed from outside): its times are not measurements")
 
 
 def _heartbeat(cell_id: str, index: int, rounds: int, done: int, count: int,
